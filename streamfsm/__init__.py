@@ -1,0 +1,31 @@
+"""streamfsm: an explicit, audited state machine for Alpaca's real-time market-data WebSocket."""
+
+from __future__ import annotations
+
+from streamfsm import errors
+from streamfsm.config import (
+    BackoffPolicy,
+    BreakerPolicy,
+    Encoding,
+    Feed,
+    Jitter,
+    ModelMode,
+    OverflowPolicy,
+    StalePolicy,
+    StreamConfig,
+)
+from streamfsm.credentials import Credentials
+
+__all__ = [
+    "BackoffPolicy",
+    "BreakerPolicy",
+    "Credentials",
+    "Encoding",
+    "Feed",
+    "Jitter",
+    "ModelMode",
+    "OverflowPolicy",
+    "StalePolicy",
+    "StreamConfig",
+    "errors",
+]

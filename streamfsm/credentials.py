@@ -1,0 +1,121 @@
+"""Alpaca API credentials that never show their secret.
+
+The secret is held in a private slot and only ever leaves through :meth:`Credentials.reveal`,
+which the protocol encoder calls when it builds the auth message. ``repr``, ``str``, equality
+failures, pickling and every streamfsm error show a fingerprint (the last four characters of the
+key id) instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Final, NoReturn
+
+import attrs
+
+from streamfsm.errors import ConfigurationError, MissingCredentialsError
+from streamfsm.logs import register_secret
+
+__all__ = ["KEY_ID_VARIABLE", "SECRET_VARIABLE", "Credentials"]
+
+#: The environment variables alpaca-py reads too.
+KEY_ID_VARIABLE: Final = "APCA_API_KEY_ID"
+SECRET_VARIABLE: Final = "APCA_API_SECRET_KEY"
+#: How many trailing characters of the key id identify a credential in logs.
+FINGERPRINT_CHARS: Final = 4
+
+
+class _Secret:
+    """A string holder whose every textual form is redacted."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("credentials cannot be pickled; rebuild them from the environment")
+
+
+def _non_blank(field: str) -> Callable[[object, attrs.Attribute[str], str], None]:
+    def check(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigurationError(field, "a non-blank string", "<blank>")
+
+    return check
+
+
+@attrs.frozen(repr=False, init=False)
+class Credentials:
+    """An Alpaca key id and secret.
+
+    Attributes:
+        key_id: the public key id (``APCA_API_KEY_ID``).
+
+    The secret has no public attribute; :meth:`reveal` returns it for the auth message only.
+    """
+
+    key_id: str = attrs.field(validator=_non_blank("key_id"))
+    _secret: _Secret = attrs.field(alias="_secret")
+
+    def __init__(self, key_id: str, secret: str) -> None:
+        """Build credentials.
+
+        Raises:
+            ConfigurationError: when either value is not a non-blank string.
+        """
+        if not isinstance(secret, str) or not secret.strip():
+            raise ConfigurationError("secret", "a non-blank string", "<blank>")
+        register_secret(secret)
+        self.__attrs_init__(key_id, _Secret(secret))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Credentials:
+        """Read ``APCA_API_KEY_ID`` and ``APCA_API_SECRET_KEY``.
+
+        Args:
+            environ: the mapping to read; ``os.environ`` when None.
+
+        Raises:
+            MissingCredentialsError: naming the first variable that is unset or blank.
+        """
+        env = os.environ if environ is None else environ
+        values = []
+        for variable in (KEY_ID_VARIABLE, SECRET_VARIABLE):
+            value = env.get(variable, "")
+            if not value.strip():
+                raise MissingCredentialsError(variable)
+            values.append(value.strip())
+        return cls(values[0], values[1])
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, non-secret identifier: ``...`` and the key id's last four characters."""
+        return "..." + self.key_id[-FINGERPRINT_CHARS:]
+
+    def reveal(self) -> str:
+        """Return the secret. Only the auth encoder and header builder call this."""
+        return self._secret.get()
+
+    def __repr__(self) -> str:
+        return f"Credentials(key_id={self.fingerprint!r}, secret='***')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("credentials cannot be pickled; rebuild them from the environment")

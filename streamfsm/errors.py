@@ -1,0 +1,389 @@
+"""Every error streamfsm raises or reports, split by blame.
+
+The hierarchy::
+
+    StreamError                         base of everything below; never raised itself
+    ├── ConfigurationError              a value given to streamfsm is invalid (also ValueError)
+    │   └── MissingCredentialsError     an environment variable is missing or blank
+    ├── LocalProtocolError              the caller broke the rules of the API
+    │   ├── InvalidTransitionError      a trigger that the state table has no row for
+    │   ├── ControllerStoppedError      a command sent to a controller that no longer runs
+    │   └── InvalidSymbolError          a symbol that is not a valid ticker
+    ├── RemoteProtocolError             the peer sent something the protocol does not allow
+    ├── TransportError                  the socket failed: refused, reset, closed, timed out
+    │   ├── ConnectTimeoutError         no connection, handshake or reply within its deadline
+    │   ├── ConnectionClosedError       the peer or the network closed the session
+    │   └── StaleConnectionError        the socket stayed open but no market data came
+    └── ServerError                     an Alpaca error message ``{"T": "error", "code": N}``
+        ├── InvalidSyntaxError           400 invalid syntax
+        ├── NotAuthenticatedError        401 not authenticated
+        ├── AuthenticationError          402 auth failed
+        ├── AlreadyAuthenticatedError    403 already authenticated
+        ├── AuthTimeoutError             404 auth timeout
+        ├── SymbolLimitError             405 symbol limit exceeded
+        ├── ConnectionLimitError         406 connection limit exceeded
+        ├── SlowClientError              407 slow client
+        ├── InsufficientSubscriptionError 409 insufficient subscription
+        ├── InvalidActionError           410 invalid subscribe action for this feed
+        └── InternalServerError          500 internal error
+
+Every error says whether it is ``fatal``: a fatal error ends the lifecycle in ``stopped`` and is
+never retried, a transient one leads to ``backoff`` or ``circuit_open``. ``SERVER_ERRORS`` is the
+one table that maps Alpaca codes to classes, documented messages and that classification; the
+protocol, the simulator and the state diagram all read it.
+
+No message of any class here may contain a secret: errors are built from codes, field names and
+redacted fingerprints only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, Final
+
+__all__ = [
+    "SERVER_ERRORS",
+    "AlreadyAuthenticatedError",
+    "AuthTimeoutError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "ConnectionLimitError",
+    "ControllerStoppedError",
+    "InsufficientSubscriptionError",
+    "InternalServerError",
+    "InvalidActionError",
+    "InvalidSymbolError",
+    "InvalidSyntaxError",
+    "InvalidTransitionError",
+    "LocalProtocolError",
+    "MissingCredentialsError",
+    "NotAuthenticatedError",
+    "RemoteProtocolError",
+    "ServerError",
+    "ServerErrorSpec",
+    "SlowClientError",
+    "StaleConnectionError",
+    "StreamError",
+    "SymbolLimitError",
+    "TransportError",
+    "server_error",
+]
+
+
+class StreamError(Exception):
+    """Base class of every streamfsm error.
+
+    Attributes:
+        fatal: True when retrying cannot help (bad credentials, missing entitlement, our misuse).
+    """
+
+    fatal: ClassVar[bool] = False
+
+
+# ---------------------------------------------------------------- configuration
+
+
+class ConfigurationError(StreamError, ValueError):
+    """A configuration value is invalid.
+
+    The message names the field, what was expected and what came.
+
+    Attributes:
+        field: the name of the offending field or argument.
+    """
+
+    fatal = True
+
+    def __init__(self, field: str, expected: str, got: object) -> None:
+        self.field = field
+        self.expected = expected
+        self.got = got
+        super().__init__(f"{field}: expected {expected}, got {got!r}")
+
+
+class MissingCredentialsError(ConfigurationError):
+    """A credential environment variable is unset or blank."""
+
+    def __init__(self, variable: str) -> None:
+        self.variable = variable
+        StreamError.__init__(
+            self, f"environment variable {variable} is missing or blank; set it to your Alpaca key"
+        )
+        self.field = variable
+        self.expected = "a non-blank value"
+        self.got = None
+
+
+# ---------------------------------------------------------------- local misuse
+
+
+class LocalProtocolError(StreamError):
+    """The caller broke the rules of the API; the controller's state is unchanged."""
+
+    fatal = True
+
+
+class InvalidTransitionError(LocalProtocolError):
+    """A trigger fired in a state where the transition table has no row for it.
+
+    Attributes:
+        state: the name of the state the machine was (and still is) in.
+        trigger: the name of the trigger that was refused.
+    """
+
+    def __init__(self, state: str, trigger: str) -> None:
+        self.state = state
+        self.trigger = trigger
+        super().__init__(f"no transition for trigger {trigger!r} from state {state!r}")
+
+
+class ControllerStoppedError(LocalProtocolError):
+    """A command reached a controller whose event loop has already finished."""
+
+
+class InvalidSymbolError(LocalProtocolError, ValueError):
+    """A symbol is not a valid ticker; nothing was subscribed or unsubscribed.
+
+    Attributes:
+        symbol: the rejected value.
+    """
+
+    def __init__(self, symbol: object, reason: str) -> None:
+        self.symbol = symbol
+        self.reason = reason
+        super().__init__(f"invalid symbol {symbol!r}: {reason}")
+
+
+# ---------------------------------------------------------------- remote and transport
+
+
+class RemoteProtocolError(StreamError):
+    """The server sent bytes or messages the Alpaca protocol does not allow here.
+
+    Treated as transient: a fresh connection usually speaks properly again.
+    """
+
+
+class TransportError(StreamError):
+    """The connection failed below the Alpaca protocol; always transient."""
+
+
+class ConnectTimeoutError(TransportError):
+    """A connect, handshake or protocol reply did not arrive within its deadline.
+
+    Attributes:
+        phase: which step timed out (``connect``, ``welcome``, ``auth``, ``subscribe``).
+        seconds: the deadline that passed.
+    """
+
+    def __init__(self, phase: str, seconds: float) -> None:
+        self.phase = phase
+        self.seconds = seconds
+        super().__init__(f"{phase} did not complete within {seconds:g} s")
+
+
+class ConnectionClosedError(TransportError):
+    """The peer or the network closed the connection.
+
+    Attributes:
+        code: the WebSocket close code, or None when no close frame came (reset, EOF).
+        reason: the close reason the peer sent, possibly empty.
+    """
+
+    def __init__(self, code: int | None, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        shown = "no close frame" if code is None else f"close code {code}"
+        super().__init__(f"connection closed ({shown}){': ' + reason if reason else ''}")
+
+
+class StaleConnectionError(TransportError):
+    """The socket stayed open but no market data arrived within the stale threshold.
+
+    Attributes:
+        channel: the channel whose threshold passed first.
+        silent_for: seconds since the last market data on that channel.
+    """
+
+    def __init__(self, channel: str, silent_for: float) -> None:
+        self.channel = channel
+        self.silent_for = silent_for
+        super().__init__(f"no {channel} data for {silent_for:.3f} s on an open connection")
+
+
+# ---------------------------------------------------------------- server error codes
+
+
+class ServerError(StreamError):
+    """An error message sent by the Alpaca server.
+
+    Attributes:
+        code: the Alpaca error code.
+        message: the server's text for it.
+    """
+
+    code: ClassVar[int] = 0
+    documented_message: ClassVar[str] = "unknown error"
+    #: Rejects one subscription change but leaves the session and earlier subscriptions intact.
+    rejects_change: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None, *, code: int | None = None) -> None:
+        self.message = message if message is not None else self.documented_message
+        self.server_code = code if code is not None else self.code
+        super().__init__(f"alpaca error {self.server_code}: {self.message}")
+
+
+class InvalidSyntaxError(ServerError):
+    """400: the server could not parse a message; while streaming it rejects that change."""
+
+    code = 400
+    documented_message = "invalid syntax"
+    fatal = True
+    rejects_change = True
+
+
+class NotAuthenticatedError(ServerError):
+    """401: a subscription was sent before authenticating (our bug)."""
+
+    code = 401
+    documented_message = "not authenticated"
+    fatal = True
+
+
+class AuthenticationError(ServerError):
+    """402: the key id or secret was refused. Never retried."""
+
+    code = 402
+    documented_message = "auth failed"
+    fatal = True
+
+
+class AlreadyAuthenticatedError(ServerError):
+    """403: a second auth on one connection (our bug)."""
+
+    code = 403
+    documented_message = "already authenticated"
+    fatal = True
+
+
+class AuthTimeoutError(ServerError):
+    """404: the server saw no auth within its deadline (10 s)."""
+
+    code = 404
+    documented_message = "auth timeout"
+
+
+class SymbolLimitError(ServerError):
+    """405: the plan's symbol limit is exceeded; the subscription is as it was before."""
+
+    code = 405
+    documented_message = "symbol limit exceeded"
+    rejects_change = True
+
+
+class ConnectionLimitError(ServerError):
+    """406: the account already holds its allowed connections.
+
+    Usually our own half-dead session that the server has not reaped yet (about 90 s), a second
+    process, or a rolling deploy. Transient, with a long cool-down, and counted by the breaker.
+    """
+
+    code = 406
+    documented_message = "connection limit exceeded"
+
+
+class SlowClientError(ServerError):
+    """407: the client reads too slowly and the server is about to disconnect it."""
+
+    code = 407
+    documented_message = "slow client"
+
+
+class InsufficientSubscriptionError(ServerError):
+    """409: the account's plan does not include this feed (for example SIP). Never retried."""
+
+    code = 409
+    documented_message = "insufficient subscription"
+    fatal = True
+
+
+class InvalidActionError(ServerError):
+    """410: a subscribe action this feed does not offer; while streaming it rejects that change."""
+
+    code = 410
+    documented_message = "invalid subscribe action for this feed"
+    fatal = True
+    rejects_change = True
+
+
+class InternalServerError(ServerError):
+    """500: an error inside Alpaca's server."""
+
+    code = 500
+    documented_message = "internal error"
+
+
+class ServerErrorSpec:
+    """One row of the error table: an Alpaca code, its class and its classification."""
+
+    __slots__ = ("code", "error_class")
+
+    def __init__(self, error_class: type[ServerError]) -> None:
+        self.code = error_class.code
+        self.error_class = error_class
+
+    @property
+    def message(self) -> str:
+        """The message Alpaca documents for this code."""
+        return self.error_class.documented_message
+
+    @property
+    def fatal(self) -> bool:
+        """True when the code ends the lifecycle and is never retried."""
+        return self.error_class.fatal
+
+    @property
+    def rejects_change(self) -> bool:
+        """True when, during a live session, the code only rejects one subscription change."""
+        return self.error_class.rejects_change
+
+
+#: Alpaca's documented error codes, in code order. The one source of their classification.
+SERVER_ERRORS: Final[Mapping[int, ServerErrorSpec]] = {
+    spec.code: spec
+    for spec in (
+        ServerErrorSpec(cls)
+        for cls in (
+            InvalidSyntaxError,
+            NotAuthenticatedError,
+            AuthenticationError,
+            AlreadyAuthenticatedError,
+            AuthTimeoutError,
+            SymbolLimitError,
+            ConnectionLimitError,
+            SlowClientError,
+            InsufficientSubscriptionError,
+            InvalidActionError,
+            InternalServerError,
+        )
+    )
+}
+
+
+def server_error(code: int, message: str | None = None) -> ServerError:
+    """Build the typed error for an Alpaca error code.
+
+    Args:
+        code: the ``code`` field of an error message.
+        message: the ``msg`` field; the documented text is used when None.
+
+    Returns:
+        An instance of the subclass registered for ``code``, or a plain transient
+        ``ServerError`` carrying ``code`` for a code Alpaca has not documented.
+    """
+    spec = SERVER_ERRORS.get(code)
+    if spec is None:
+        return ServerError(message, code=code)
+    return spec.error_class(message)

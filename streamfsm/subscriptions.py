@@ -1,0 +1,164 @@
+"""Symbol sets per channel, and the bookkeeping that keeps the server's set equal to the caller's.
+
+:class:`Subscription` is an immutable value: symbols per channel (quotes, trades, bars), validated
+on the way in. :class:`SubscriptionBook` tracks, for one controller, what the caller wants
+(``desired``), what the server acknowledged on the current connection (``confirmed``) and what is
+in flight, in the manner of NautilusTrader's subscription state. After a reconnect the whole
+``desired`` set is requested again; while a session is live only the difference is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+import attrs
+
+from streamfsm.errors import InvalidSymbolError
+
+__all__ = ["CHANNELS", "Subscription", "SubscriptionBook", "validate_symbol"]
+
+#: The market-data channels streamfsm subscribes, in wire order.
+CHANNELS: Final = ("trades", "quotes", "bars")
+#: Upper-case tickers with class suffixes (BRK.B, BF/B, XYZ-W) or the ``*`` wildcard.
+_SYMBOL: Final = re.compile(r"^(\*|[A-Z0-9][A-Z0-9./\-]{0,20})$")
+
+
+def validate_symbol(value: object) -> str:
+    """Return ``value`` as a valid symbol.
+
+    Raises:
+        InvalidSymbolError: when it is not a string of upper-case letters, digits and ``./-``
+            (at most 21 characters), nor ``*``.
+    """
+    if not isinstance(value, str):
+        raise InvalidSymbolError(value, "a symbol must be a string")
+    if not _SYMBOL.match(value):
+        raise InvalidSymbolError(value, "expected upper-case letters, digits, '.', '/', '-' or '*'")
+    return value
+
+
+def _symbols(values: Iterable[str] | str) -> frozenset[str]:
+    if isinstance(values, str):
+        values = (values,)
+    return frozenset(validate_symbol(value) for value in values)
+
+
+@attrs.frozen
+class Subscription:
+    """Symbols per channel. Empty by default; set operations return new values."""
+
+    trades: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
+    quotes: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
+    bars: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
+
+    @classmethod
+    def from_wire(cls, message: Mapping[str, object]) -> Subscription:
+        """Build from a subscription ack's channel lists, ignoring channels streamfsm does not use.
+
+        Raises:
+            InvalidSymbolError: when a listed symbol is not valid.
+        """
+        lists: dict[str, frozenset[str]] = {}
+        for channel in CHANNELS:
+            value = message.get(channel) or ()
+            if not isinstance(value, list | tuple | frozenset | set):
+                raise InvalidSymbolError(value, f"{channel} must be a list of symbols")
+            lists[channel] = _symbols(value)
+        return cls(**lists)
+
+    def to_wire(self) -> dict[str, list[str]]:
+        """Channel lists for a subscribe or unsubscribe message, sorted, empty channels left out."""
+        return {
+            channel: sorted(getattr(self, channel))
+            for channel in CHANNELS
+            if getattr(self, channel)
+        }
+
+    def __bool__(self) -> bool:
+        return bool(self.trades or self.quotes or self.bars)
+
+    def __or__(self, other: Subscription) -> Subscription:
+        return Subscription(
+            self.trades | other.trades, self.quotes | other.quotes, self.bars | other.bars
+        )
+
+    def __sub__(self, other: Subscription) -> Subscription:
+        return Subscription(
+            self.trades - other.trades, self.quotes - other.quotes, self.bars - other.bars
+        )
+
+    def __and__(self, other: Subscription) -> Subscription:
+        return Subscription(
+            self.trades & other.trades, self.quotes & other.quotes, self.bars & other.bars
+        )
+
+    def channel(self, name: str) -> frozenset[str]:
+        """The symbols of channel ``name``."""
+        symbols: frozenset[str] = getattr(self, name)
+        return symbols
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        """Every symbol on any channel."""
+        return self.trades | self.quotes | self.bars
+
+    def count(self) -> int:
+        """How many (channel, symbol) pairs there are."""
+        return len(self.trades) + len(self.quotes) + len(self.bars)
+
+
+EMPTY: Final = Subscription()
+
+
+@attrs.define
+class SubscriptionBook:
+    """What the caller wants, what the server confirmed, and what is in flight.
+
+    Invariants: ``pending_subscribe`` and ``confirmed`` are disjoint, ``pending_unsubscribe`` is
+    within ``confirmed``; ``resubscribe_set`` (confirmed plus pending subscribe, less pending
+    unsubscribe) is what a new connection asks for, and equals ``desired``.
+    """
+
+    desired: Subscription = EMPTY
+    confirmed: Subscription = EMPTY
+    in_flight: Subscription | None = None
+
+    def want(self, add: Subscription = EMPTY, remove: Subscription = EMPTY) -> Subscription:
+        """Record a change of the caller's wishes and return the new desired set."""
+        self.desired = (self.desired | add) - remove
+        return self.desired
+
+    def connection_lost(self) -> None:
+        """The session is gone: nothing is confirmed on a connection that no longer exists."""
+        self.confirmed = EMPTY
+        self.in_flight = None
+
+    def diff(self) -> tuple[Subscription, Subscription]:
+        """What to subscribe and unsubscribe so the server's set becomes ``desired``."""
+        return self.desired - self.confirmed, self.confirmed - self.desired
+
+    def sent(self, target: Subscription) -> None:
+        """A change towards ``target`` was sent and awaits the server's ack."""
+        self.in_flight = target
+
+    def acknowledged(self, server_set: Subscription) -> None:
+        """The server's ack lists its whole current set; that is what is confirmed now."""
+        self.confirmed = server_set
+        self.in_flight = None
+
+    def rejected(self, requested: Subscription, previous: Subscription) -> None:
+        """The server refused a change (405, 400, 410): its set is unchanged.
+
+        The caller's wish is rolled back to what it was before the refused change, so the
+        rejected symbols are not requested again on every reconnect.
+        """
+        self.desired = previous
+        self.in_flight = None
+        del requested
+
+    @property
+    def in_sync(self) -> bool:
+        """True when the server's confirmed set equals the caller's desired set."""
+        return self.in_flight is None and self.confirmed == self.desired
