@@ -16,7 +16,11 @@ __all__ = ["main"]
 
 #: Subcommand name -> the module that implements it.
 COMMANDS: Final = {
+    "demo": "streamfsm.demo",
+    "run": "streamfsm.run",
     "sim": "streamfsm.sim.command",
+    "diagram": "streamfsm.diagram",
+    "audit": "streamfsm.audit",
 }
 
 
