@@ -110,7 +110,13 @@ TRANSITIONS: Final[tuple[Row, ...]] = (
         unless=("has_symbols",),
         effects="nothing left to stream: close the session, cancel timers",
     ),
-    Row("symbols_changed", (_S,), None, effects="send only the difference; no reconnect"),
+    Row(
+        "symbols_changed",
+        (_S,),
+        None,
+        before=("send_difference",),
+        effects="send only the difference; no reconnect",
+    ),
     Row(
         "symbols_changed",
         (_I, _C, _B, _O, _X),

@@ -1,0 +1,535 @@
+"""Check a transition journal against the transition table, and summarise it.
+
+The state diagram says what the controller does; the journal (``streamfsm.journal``) says what it
+did. :func:`verify_file` and :func:`verify_records` check one against the other, record by record,
+and report every :class:`Violation` with its line number, so an auditor needs no code to tell a
+faithful journal from a damaged or edited one. ``docs/audit.md`` documents the rules; in short:
+
+* every line is one JSON object with exactly the fields of schema ``JOURNAL_SCHEMA``;
+* every record is an edge of the table: a row with its trigger applies in ``src`` and leads to
+  ``dst`` (``dst == src`` only for internal rows, ``dest=None``, and reflexive rows);
+* records chain: each ``src`` is the ``dst`` before it;
+* ``seq`` counts up by one. A record with ``seq`` 1 starts a run (a new controller appending to
+  the same file), which must leave ``idle``; within a run ``correlation_id`` stays the same and
+  ``monotonic`` never goes back;
+* a file begins with ``seq`` 1 unless the caller allows a partial journal (an excerpt, or the
+  in-memory ring, which keeps only the latest records);
+* the last line ends with a newline: the writer flushes whole lines, so one without is truncated.
+
+Checking goes on after a violation: the sequence and the chain resynchronise on the offending
+record, and an unreadable line counts as one missing record.
+
+``streamfsm audit verify FILE`` and ``streamfsm audit timeline FILE [--svg OUT]`` are the command
+line; the timeline itself lives in :mod:`streamfsm.timeline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import enum
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from streamfsm import machine
+from streamfsm.journal import JOURNAL_SCHEMA, TransitionRecord
+from streamfsm.machine import State
+
+__all__ = [
+    "Violation",
+    "ViolationKind",
+    "add_parser",
+    "read_records",
+    "run",
+    "verify_file",
+    "verify_records",
+]
+
+#: Exit status: the journal is faithful to the table (or the command succeeded).
+_EXIT_OK: Final = 0
+#: Exit status: at least one violation.
+_EXIT_VIOLATIONS: Final = 1
+#: Exit status: the file could not be read or written (argparse also uses 2 for bad usage).
+_EXIT_IO_ERROR: Final = 2
+
+#: The record's fields, in order, as the writer emits them.
+_FIELDS: Final[tuple[str, ...]] = tuple(field.name for field in attrs.fields(TransitionRecord))
+#: The first ``seq`` of a run.
+_FIRST_SEQ: Final = 1
+#: The state every run starts in.
+_INITIAL_STATE: Final = State.IDLE.value
+
+
+class ViolationKind(enum.StrEnum):
+    """What is wrong with a journal line or record."""
+
+    #: Not UTF-8, not JSON, not an object, or empty.
+    MALFORMED_LINE = "malformed_line"
+    #: The last line has no newline: the write was cut short.
+    TRUNCATED_LINE = "truncated_line"
+    #: ``schema`` names a layout this version does not know.
+    UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
+    #: A field is missing, unknown, duplicated or of the wrong type.
+    BAD_SCHEMA = "bad_schema"
+    #: No row of the table takes ``trigger`` from ``src`` to ``dst``.
+    NOT_AN_EDGE = "not_an_edge"
+    #: ``src`` is not the ``dst`` of the record before.
+    BROKEN_CHAIN = "broken_chain"
+    #: ``seq`` does not follow the record before (or a file does not begin at 1).
+    SEQUENCE_GAP = "sequence_gap"
+    #: A run (``seq`` 1) does not leave ``idle``.
+    BAD_START = "bad_start"
+    #: ``correlation_id`` changes within a run.
+    CORRELATION_CHANGED = "correlation_changed"
+    #: ``monotonic`` goes back within a run.
+    CLOCK_REGRESSION = "clock_regression"
+
+
+@attrs.frozen
+class Violation:
+    """One thing wrong with a journal.
+
+    Attributes:
+        line: the 1-based line of the file (for in-memory records: the index plus one).
+        kind: what is wrong.
+        message: the details, for a human.
+    """
+
+    line: int
+    kind: ViolationKind
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.kind.value}: {self.message}"
+
+
+# ---------------------------------------------------------------- field checks
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_seq(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= _FIRST_SEQ
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_duration(value: object) -> bool:
+    return _is_number(value) and isinstance(value, int | float) and value >= 0
+
+
+def _is_utc_timestamp(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return parsed.utcoffset() == datetime.timedelta(0)
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_name(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    def check_optional(value: object) -> bool:
+        return value is None or check(value)
+
+    return check_optional
+
+
+#: Field -> (check, what the check expects). One entry per ``TransitionRecord`` field.
+_FIELD_CHECKS: Final[Mapping[str, tuple[Callable[[object], bool], str]]] = {
+    "schema": (_is_int, "an integer"),
+    "seq": (_is_seq, "an integer >= 1"),
+    "wall_time": (_is_utc_timestamp, "an ISO 8601 timestamp in UTC"),
+    "monotonic": (_is_number, "a finite number"),
+    "correlation_id": (_is_name, "a non-empty string"),
+    "connection_id": (_optional(_is_name), "a non-empty string or null"),
+    "epoch": (_is_count, "an integer >= 0"),
+    "trigger": (_is_name, "a non-empty string"),
+    "src": (_is_name, "a non-empty string"),
+    "dst": (_is_name, "a non-empty string"),
+    "reason": (_is_str, "a string"),
+    "error": (_optional(_is_name), "a non-empty string or null"),
+    "code": (_optional(_is_int), "an integer or null"),
+    "attempt": (_is_count, "an integer >= 0"),
+    "delay": (_optional(_is_duration), "a finite number >= 0 or null"),
+}
+
+
+def _schema_problem(data: Mapping[str, object]) -> Violation | None:
+    """The schema violation of one decoded record (with line 0: the caller sets it), if any."""
+    schema = data.get("schema")
+    if _is_int(schema) and schema != JOURNAL_SCHEMA:
+        return Violation(
+            0,
+            ViolationKind.UNKNOWN_SCHEMA_VERSION,
+            f"schema {schema} is not the supported version {JOURNAL_SCHEMA}",
+        )
+    missing = [name for name in _FIELDS if name not in data]
+    unknown = sorted(name for name in data if name not in _FIELD_CHECKS)
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing))
+        if unknown:
+            parts.append("unknown " + ", ".join(unknown))
+        return Violation(0, ViolationKind.BAD_SCHEMA, "; ".join(parts))
+    wrong = [
+        f"{name} must be {expected}, got {data[name]!r}"
+        for name, (check, expected) in _FIELD_CHECKS.items()
+        if not check(data[name])
+    ]
+    if wrong:
+        return Violation(0, ViolationKind.BAD_SCHEMA, "; ".join(wrong))
+    return None
+
+
+# ---------------------------------------------------------------- the table
+
+
+def _edge_problem(trigger: str, src: str, dst: str) -> str | None:
+    """Why ``trigger`` from ``src`` to ``dst`` is not an edge of the table, or None if it is."""
+    rows = machine.TRANSITIONS
+    if all(row.trigger != trigger for row in rows):
+        return f"{trigger!r} is not a trigger of the table"
+    applicable = [
+        row for row in rows if row.trigger == trigger and any(s.value == src for s in row.sources)
+    ]
+    if not applicable:
+        return f"the table has no {trigger!r} row from {src!r}"
+    outcomes = [src if row.dest is None else row.dest.value for row in applicable]
+    if dst in outcomes:
+        return None
+    shown = ", ".join(repr(outcome) for outcome in dict.fromkeys(outcomes))
+    return f"{trigger!r} from {src!r} leads to {shown}, not {dst!r}"
+
+
+# ---------------------------------------------------------------- the sequential checks
+
+
+@attrs.define
+class _Checker:
+    """Checks records in order; keeps going after a violation."""
+
+    allow_partial: bool
+    violations: list[Violation] = attrs.field(factory=list)
+    #: The last readable record of the current run, or None before the first one.
+    previous: TransitionRecord | None = None
+    #: Unreadable lines since ``previous`` (each counts as one missing record).
+    skipped: int = 0
+
+    def report(self, line: int, kind: ViolationKind, message: str) -> None:
+        self.violations.append(Violation(line, kind, message))
+
+    def unreadable(self, violation: Violation) -> None:
+        """A line that yields no record: report it, and count it as one record of the sequence."""
+        self.violations.append(violation)
+        self.skipped += 1
+
+    def record(self, line: int, record: TransitionRecord) -> None:
+        """Check ``record`` against the table and against the record before it."""
+        previous = self.previous
+        if record.seq == _FIRST_SEQ:
+            if record.src != _INITIAL_STATE:
+                self.report(
+                    line,
+                    ViolationKind.BAD_START,
+                    f"a run starts in {_INITIAL_STATE!r}, but seq 1 leaves {record.src!r}",
+                )
+        elif previous is None:
+            begins_at = _FIRST_SEQ + self.skipped
+            if not self.allow_partial and record.seq != begins_at:
+                self.report(
+                    line,
+                    ViolationKind.SEQUENCE_GAP,
+                    f"the journal begins at seq {record.seq}, not {begins_at}: earlier records "
+                    "are missing (allow a partial journal to check an excerpt)",
+                )
+        else:
+            self._follows(line, previous, record)
+        problem = _edge_problem(record.trigger, record.src, record.dst)
+        if problem is not None:
+            self.report(line, ViolationKind.NOT_AN_EDGE, problem)
+        self.previous = record
+        self.skipped = 0
+
+    def _follows(self, line: int, previous: TransitionRecord, record: TransitionRecord) -> None:
+        """The checks between two records of one run."""
+        expected = previous.seq + 1 + self.skipped
+        if record.seq != expected:
+            self.report(
+                line,
+                ViolationKind.SEQUENCE_GAP,
+                f"seq {record.seq} where {expected} was expected (after seq {previous.seq})",
+            )
+        if self.skipped == 0 and record.src != previous.dst:
+            self.report(
+                line,
+                ViolationKind.BROKEN_CHAIN,
+                f"src {record.src!r} is not the previous record's dst {previous.dst!r}",
+            )
+        if record.correlation_id != previous.correlation_id:
+            self.report(
+                line,
+                ViolationKind.CORRELATION_CHANGED,
+                f"correlation_id {record.correlation_id!r} within the run of "
+                f"{previous.correlation_id!r} (a new run starts at seq 1)",
+            )
+        if record.monotonic < previous.monotonic:
+            self.report(
+                line,
+                ViolationKind.CLOCK_REGRESSION,
+                f"monotonic {record.monotonic!r} is before the previous record's "
+                f"{previous.monotonic!r}",
+            )
+
+
+def _checked(line: int, data: Mapping[str, object]) -> TransitionRecord | Violation:
+    """The record ``data`` describes, or the schema violation that prevents it."""
+    problem = _schema_problem(data)
+    if problem is not None:
+        return attrs.evolve(problem, line=line)
+    return TransitionRecord.from_dict(dict(data))
+
+
+def verify_records(
+    records: Iterable[TransitionRecord], *, allow_partial: bool = False
+) -> list[Violation]:
+    """Check in-memory records against the table and against each other.
+
+    Args:
+        records: records in journal order, for example ``controller.journal()``.
+        allow_partial: accept a first record with any ``seq`` (the in-memory ring keeps only the
+            latest records, so pass True for it); the chain is checked from there on.
+
+    Returns:
+        Every violation, in order; ``line`` is the record's index plus one. Empty when the
+        records are faithful to the table.
+    """
+    checker = _Checker(allow_partial)
+    for index, record in enumerate(records):
+        line = index + 1
+        outcome = _checked(line, attrs.asdict(record))
+        if isinstance(outcome, Violation):
+            checker.unreadable(outcome)
+        else:
+            checker.record(line, outcome)
+    return checker.violations
+
+
+# ---------------------------------------------------------------- files
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` hook: an object, refusing a key given twice."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
+class _DuplicateKeyError(ValueError):
+    """A JSON object names one key twice."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"field {key!r} appears twice")
+
+
+def _parse_line(line: int, raw: bytes) -> TransitionRecord | Violation:
+    """One line of a journal file (without its newline), as a record or a violation."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return Violation(line, ViolationKind.MALFORMED_LINE, f"not UTF-8: {error.reason}")
+    if not text.strip():
+        return Violation(line, ViolationKind.MALFORMED_LINE, "empty line")
+    try:
+        data = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except _DuplicateKeyError as error:
+        return Violation(line, ViolationKind.BAD_SCHEMA, str(error))
+    except json.JSONDecodeError as error:
+        return Violation(line, ViolationKind.MALFORMED_LINE, f"not JSON: {error.msg}")
+    if not isinstance(data, dict):
+        return Violation(
+            line, ViolationKind.MALFORMED_LINE, f"a JSON {type(data).__name__}, not an object"
+        )
+    return _checked(line, data)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, TransitionRecord | Violation]]:
+    """Every line of the journal at ``path`` with its number, parsed.
+
+    A last line without a newline is reported as truncated and not parsed.
+
+    Raises:
+        OSError: when the file cannot be read.
+    """
+    content = path.read_bytes()
+    if not content:
+        return
+    *complete, last = content.split(b"\n")
+    for index, raw in enumerate(complete):
+        yield index + 1, _parse_line(index + 1, raw)
+    if last:
+        line = len(complete) + 1
+        yield (
+            line,
+            Violation(
+                line,
+                ViolationKind.TRUNCATED_LINE,
+                f"the last line has no newline ({len(last)} bytes): the write was cut short",
+            ),
+        )
+
+
+def verify_file(path: Path, *, allow_partial: bool = False) -> list[Violation]:
+    """Check a JSON Lines journal file against the table, line by line.
+
+    Args:
+        path: the journal (``StreamConfig.journal_path``).
+        allow_partial: accept a file whose first record has any ``seq`` (an excerpt).
+
+    Returns:
+        Every violation with its 1-based line number, in line order; empty when the file is
+        faithful to the table. An empty file has no violations.
+
+    Raises:
+        OSError: when the file cannot be read.
+    """
+    checker = _Checker(allow_partial)
+    for line, outcome in _lines(path):
+        if isinstance(outcome, Violation):
+            checker.unreadable(outcome)
+        else:
+            checker.record(line, outcome)
+    return checker.violations
+
+
+def read_records(path: Path) -> tuple[list[TransitionRecord], list[Violation]]:
+    """The readable records of a journal file, and the lines that yielded none.
+
+    Only line-level problems (malformed, truncated, schema) are returned; :func:`verify_file`
+    also checks the records against the table and each other.
+
+    Raises:
+        OSError: when the file cannot be read.
+    """
+    records: list[TransitionRecord] = []
+    problems: list[Violation] = []
+    for _, outcome in _lines(path):
+        if isinstance(outcome, Violation):
+            problems.append(outcome)
+        else:
+            records.append(outcome)
+    return records, problems
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``streamfsm audit verify`` and ``streamfsm audit timeline``."""
+    parser = subparsers.add_parser(
+        "audit",
+        help="check a transition journal against the state table, or summarise it",
+        description="Check a JSON Lines transition journal against the state table "
+        "(verify), or show what it says happened (timeline). See docs/audit.md.",
+    )
+    actions = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = actions.add_parser(
+        "verify",
+        help="report every line that is not a faithful transition of the table",
+        description="Exit 0 when every record is an edge of the table, the records chain and "
+        "seq counts up by one; else print each violation as FILE:LINE: kind: message and "
+        "exit 1. Exit 2 when the file cannot be read.",
+    )
+    verify.add_argument("journal", type=Path, metavar="FILE", help="the JSON Lines journal")
+    verify.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="accept a journal that does not begin at seq 1 (an excerpt)",
+    )
+    timeline = actions.add_parser(
+        "timeline",
+        help="time in each state, outages and their causes, attempts, fatal stops",
+        description="Summarise each run of the journal from its monotonic times. Lines that "
+        "cannot be read are skipped with a warning; run `verify` to check the journal.",
+    )
+    timeline.add_argument("journal", type=Path, metavar="FILE", help="the JSON Lines journal")
+    timeline.add_argument(
+        "--svg", type=Path, metavar="OUT", help="also draw the timeline as an SVG file"
+    )
+
+
+def _run_verify(journal: Path, *, allow_partial: bool) -> int:
+    try:
+        violations = verify_file(journal, allow_partial=allow_partial)
+    except OSError as error:
+        sys.stderr.write(f"streamfsm audit: cannot read {journal}: {error}\n")
+        return _EXIT_IO_ERROR
+    for violation in violations:
+        sys.stdout.write(
+            f"{journal}:{violation.line}: {violation.kind.value}: {violation.message}\n"
+        )
+    if violations:
+        sys.stdout.write(f"{journal}: {len(violations)} violation(s)\n")
+        return _EXIT_VIOLATIONS
+    sys.stdout.write(f"{journal}: ok, every record is a transition of the table\n")
+    return _EXIT_OK
+
+
+def _run_timeline(journal: Path, svg: Path | None) -> int:
+    from streamfsm.timeline import build_timelines, format_timelines, render_svg
+
+    try:
+        records, _ = read_records(journal)
+        violations = verify_file(journal)
+    except OSError as error:
+        sys.stderr.write(f"streamfsm audit: cannot read {journal}: {error}\n")
+        return _EXIT_IO_ERROR
+    if violations:
+        sys.stderr.write(
+            f"warning: {journal} has {len(violations)} violation(s); the timeline follows the "
+            f"readable records as written (run `streamfsm audit verify {journal}`)\n"
+        )
+    timelines = build_timelines(records)
+    sys.stdout.write(format_timelines(timelines))
+    if svg is not None:
+        try:
+            svg.parent.mkdir(parents=True, exist_ok=True)
+            svg.write_bytes(render_svg(timelines).encode("utf-8"))
+        except OSError as error:
+            sys.stderr.write(f"streamfsm audit: cannot write {svg}: {error}\n")
+            return _EXIT_IO_ERROR
+    return _EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``streamfsm audit``; returns 0 (faithful), 1 (violations) or 2 (unreadable file)."""
+    if args.audit_command == "verify":
+        return _run_verify(args.journal, allow_partial=args.allow_partial)
+    return _run_timeline(args.journal, args.svg)

@@ -1,0 +1,687 @@
+"""``StreamController``: the public face of streamfsm, sync and async.
+
+One asyncio event loop owns the core, the runner, the sessions and the dispatcher: every
+transition happens on that loop, so no lock guards the state. The sync API runs the loop on one
+named thread that the controller owns and hands commands to it; called from the loop itself (from
+inside a callback) the same methods run directly and never wait, so they cannot deadlock. The
+async API (``async with StreamController(...)``) runs everything in the caller's loop.
+
+Reading ``state``, ``is_connected()`` and ``journal()`` is safe from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import itertools
+import random
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import attrs
+
+from streamfsm.clock import LoopClock
+from streamfsm.config import ModelMode, StreamConfig
+from streamfsm.core import CloseSession, ConnectionCore, OpenSession, SendChange
+from streamfsm.credentials import Credentials
+from streamfsm.dispatch import Delivery, Dispatcher
+from streamfsm.errors import (
+    ConfigurationError,
+    ControllerStoppedError,
+    ServerError,
+    StreamError,
+)
+from streamfsm.journal import Journal, TransitionRecord
+from streamfsm.logs import StreamLogger, pin_transitions_logger
+from streamfsm.machine import State
+from streamfsm.models import Bar, DailyBar, Quote, Trade, UpdatedBar, to_alpaca, to_raw
+from streamfsm.policies import BreakerState
+from streamfsm.runner import Runner
+from streamfsm.session import Session, SessionHooks
+from streamfsm.subscriptions import CHANNELS, Subscription
+from streamfsm.tracking import DataTracker, GapReport
+
+__all__ = ["Health", "StreamController"]
+
+_T = TypeVar("_T")
+_ids = itertools.count(1)
+#: How long ``stop()`` waits for the loop thread by default; far above the 50 ms it needs.
+DEFAULT_STOP_TIMEOUT = 5.0
+#: How long ``start()`` waits for the loop thread to come up by default.
+DEFAULT_START_TIMEOUT = 5.0
+
+
+@attrs.frozen(kw_only=True)
+class Health:
+    """A frozen snapshot of a controller, for dashboards and health checks."""
+
+    correlation_id: str
+    state: State
+    time_in_state: float
+    attempts: int
+    reconnects: int
+    connection_id: str | None
+    breaker: BreakerState
+    breaker_trips: int
+    consecutive_failures: int
+    messages: dict[str, int]
+    last_message_age: dict[str, float | None]
+    callback_errors: int
+    dropped_messages: int
+    queued_messages: int
+    malformed_frames: int
+    skipped_messages: int
+    rejected_changes: int
+    desired: Subscription
+    confirmed: Subscription
+    in_sync: bool
+    open_gaps: int
+    recent_gaps: tuple[GapReport, ...]
+    last_error: str | None
+
+
+Callback = Callable[[Any], object]
+
+
+class StreamController:
+    """Keeps one Alpaca market-data stream alive, driven by the transition table.
+
+    Args:
+        credentials: the Alpaca key id and secret.
+        config: the stream configuration; defaults to IEX on Alpaca's endpoint.
+        on_quote: called with each quote (sync function or coroutine function).
+        on_trade: called with each trade.
+        on_bar: called with each minute, updated or daily bar.
+        on_error: called with each :class:`~streamfsm.errors.StreamError` the user must know
+            about: fatal stops and rejected subscription changes.
+        on_gap: called with a :class:`~streamfsm.tracking.GapReport` when data resumes for a
+            symbol after an outage.
+        models: ``alpaca`` (alpaca-py's own models), ``fast`` (streamfsm structs with the same
+            attribute names) or ``raw`` (wire dicts).
+        symbols: subscribed on every channel that has a callback.
+        correlation_id: stamped on every log event and journal record; generated when None.
+        rng: the randomness of backoff jitter (seed it for reproducible runs).
+
+    The controller starts in ``idle``; nothing runs until :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        config: StreamConfig | None = None,
+        *,
+        on_quote: Callback | None = None,
+        on_trade: Callback | None = None,
+        on_bar: Callback | None = None,
+        on_error: Callback | None = None,
+        on_gap: Callback | None = None,
+        models: ModelMode | str = ModelMode.ALPACA,
+        symbols: Iterable[str] = (),
+        correlation_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not isinstance(credentials, Credentials):
+            raise ConfigurationError("credentials", "a streamfsm.Credentials", type(credentials))
+        pin_transitions_logger()
+        self._credentials = credentials
+        self.config = config if config is not None else StreamConfig()
+        self.correlation_id = correlation_id or f"sfsm-{uuid.uuid4().hex[:12]}"
+        self._log = StreamLogger(
+            correlation_id=self.correlation_id,
+            feed=self.config.feed.value,
+            key=credentials.fingerprint,
+        )
+        mode = _model_mode(models)
+        self._on_error = on_error
+        self._on_gap = on_gap
+        self._journal = Journal(self.config.journal_size, self.config.journal_path)
+        self._listeners: list[Callable[[TransitionRecord], object]] = []
+        self._iterators: list[asyncio.Queue[TransitionRecord]] = []
+        self._changed = threading.Condition()
+        self.core = ConnectionCore(
+            self.config,
+            clock=time.monotonic,
+            wall=lambda: datetime.now(UTC),
+            rng=rng if rng is not None else random.Random(),
+            correlation_id=self.correlation_id,
+            on_record=self._on_record,
+        )
+        self._tracker = DataTracker(self.core.activity, self._gap_found)
+        self._deliveries = _deliveries(mode, on_quote, on_trade, on_bar)
+        initial = Subscription(
+            quotes=symbols if on_quote else (),
+            trades=symbols if on_trade else (),
+            bars=symbols if on_bar else (),
+        )
+        if initial:
+            self.core.request_symbols(initial)
+        # Set while an engine runs; only its loop thread mutates the core then.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._engine: _Engine | None = None
+        self._thread: threading.Thread | None = None
+        self._lifecycle = threading.RLock()
+        # Dispatcher counters of engines that have finished (start after stop keeps totals).
+        self._carried = {"callback_errors": 0, "dropped": 0}
+        self._log.info("controller_created", endpoint=self.config.endpoint, models=mode.value)
+        _live_controllers.add(self)
+
+    # ------------------------------------------------------------ reading, from any thread
+
+    @property
+    def state(self) -> State:
+        """The current state."""
+        return self.core.state
+
+    def is_connected(self) -> bool:
+        """True exactly in ``subscribed``."""
+        return self.core.state is State.SUBSCRIBED
+
+    @property
+    def last_error(self) -> StreamError | None:
+        """The error of the latest failure, rejected change or fatal stop."""
+        return self.core.last_error
+
+    def journal(self) -> tuple[TransitionRecord, ...]:
+        """The retained transition records, oldest first."""
+        return self._journal.records()
+
+    def health(self) -> Health:
+        """A consistent snapshot, taken on the controller's loop when it runs."""
+        snapshot = self._call(self._health, read_only=True)
+        assert snapshot is not None  # read-only calls are never queued
+        return snapshot
+
+    def add_listener(self, listener: Callable[[TransitionRecord], object]) -> None:
+        """Call ``listener(record)`` on the controller's loop after every transition.
+
+        A listener that raises is logged and otherwise ignored.
+        """
+        self._listeners.append(listener)
+
+    def wait_for(self, state: State, timeout: float | None = None) -> bool:
+        """Block until the controller is in ``state``; False when ``timeout`` passes first.
+
+        Never call it from a callback: the loop it waits on is the one running the callback.
+        """
+        with self._changed:
+            return self._changed.wait_for(lambda: self.core.state is state, timeout)
+
+    def wait_synced(self, timeout: float | None = None) -> bool:
+        """Block until subscribed with the acknowledged set equal to the desired set."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: (
+                    self.core.state is State.SUBSCRIBED
+                    and self.core.book.in_sync
+                    and not self.core.change_in_flight
+                ),
+                timeout,
+            )
+
+    # ------------------------------------------------------------ sync commands
+
+    def start(self, timeout: float | None = DEFAULT_START_TIMEOUT) -> None:
+        """Begin the lifecycle and return at once (the connection proceeds in the background).
+
+        Leaves the controller in ``connecting`` when there are symbols, else ``idle``.
+
+        Raises:
+            InvalidTransitionError: when it is already running.
+            ControllerStoppedError: when the loop thread does not come up within ``timeout``.
+        """
+        with self._lifecycle:
+            if self._loop is None:
+                self._spawn_thread(timeout)
+            self._call(self.core.request_start)
+
+    def stop(self, timeout: float | None = DEFAULT_STOP_TIMEOUT) -> None:
+        """Stop from any state; returns when no task, timer, thread or socket remains.
+
+        Idempotent. Called from inside a callback it stops the lifecycle and returns at once;
+        the loop winds down right after the callback.
+        """
+        with self._lifecycle:
+            if self._loop is None:
+                if self.core.state is not State.STOPPED:
+                    self.core.request_stop()
+                return
+            self._call(self.core.request_stop)
+            engine, thread = self._engine, self._thread
+            if engine is not None:
+                self._post(engine.finish)
+            if thread is not None and threading.get_ident() != self._loop_thread:
+                thread.join(timeout)
+
+    def restart(self, *, force: bool = False) -> None:
+        """Close the session and connect again; ``force`` also overrides an open breaker.
+
+        Raises:
+            InvalidTransitionError: when stopped (use :meth:`start`).
+        """
+        self._call(lambda: self.core.request_restart(force=force))
+
+    def subscribe(
+        self,
+        *,
+        quotes: Iterable[str] | str = (),
+        trades: Iterable[str] | str = (),
+        bars: Iterable[str] | str = (),
+    ) -> None:
+        """Add symbols; works in every state, from any thread and from callbacks.
+
+        While subscribed only the difference is sent; otherwise the next session applies it.
+        A refusal by the server (405 symbol limit) reaches ``on_error`` and ``last_error`` and
+        leaves the earlier subscriptions intact.
+
+        Raises:
+            InvalidSymbolError: when a symbol is invalid; nothing changes then.
+        """
+        change = Subscription(trades=trades, quotes=quotes, bars=bars)
+        self._call(lambda: self.core.request_symbols(add=change))
+
+    def unsubscribe(
+        self,
+        *,
+        quotes: Iterable[str] | str = (),
+        trades: Iterable[str] | str = (),
+        bars: Iterable[str] | str = (),
+    ) -> None:
+        """Remove symbols; works in every state, from any thread and from callbacks.
+
+        Raises:
+            InvalidSymbolError: when a symbol is invalid; nothing changes then.
+        """
+        change = Subscription(trades=trades, quotes=quotes, bars=bars)
+        self._call(lambda: self.core.request_symbols(remove=change))
+
+    # ------------------------------------------------------------ async twins
+
+    async def astart(self) -> None:
+        """Begin the lifecycle inside the running loop (the async twin of :meth:`start`)."""
+        if self._loop is None:
+            loop = asyncio.get_running_loop()
+            ready = asyncio.Event()
+            engine = _Engine(self, loop)
+            self._attach(engine, loop)
+            self._root = loop.create_task(engine.run(ready.set), name="streamfsm-engine")
+            await ready.wait()
+        self._call(self.core.request_start)
+
+    async def astop(self) -> None:
+        """Stop and wait until nothing of the controller runs (the async twin of :meth:`stop`)."""
+        if self._loop is None:
+            if self.core.state is not State.STOPPED:
+                self.core.request_stop()
+            return
+        if self._thread is not None:
+            await asyncio.to_thread(self.stop)
+            return
+        self._call(self.core.request_stop)
+        engine = self._engine
+        if engine is not None:
+            engine.finish()
+            await self._root
+
+    async def await_state(self, state: State) -> None:
+        """Wait in the loop until the controller is in ``state``; bound it with asyncio.timeout."""
+        queue = self._subscribe_records()
+        try:
+            while self.core.state is not state:
+                await queue.get()
+        finally:
+            self._iterators.remove(queue)
+
+    async def transitions(self) -> AsyncIterator[TransitionRecord]:
+        """Yield every transition record from now on, in the controller's loop."""
+        queue = self._subscribe_records()
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._iterators.remove(queue)
+
+    async def __aenter__(self) -> StreamController:
+        await self.astart()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.astop()
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamController(correlation_id={self.correlation_id!r}, "
+            f"state={self.core.state.value!r}, key={self._credentials.fingerprint!r})"
+        )
+
+    # ------------------------------------------------------------ plumbing
+
+    def _spawn_thread(self, timeout: float | None) -> None:
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=self._thread_main,
+            args=(ready,),
+            name=f"streamfsm-{self.correlation_id}",
+            daemon=True,
+        )
+        self._thread = thread
+        thread.start()
+        if not ready.wait(timeout):
+            raise ControllerStoppedError("the controller's loop thread did not start in time")
+
+    def _thread_main(self, ready: threading.Event) -> None:
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            engine = _Engine(self, loop)
+            self._attach(engine, loop)
+            await engine.run(ready.set)
+
+        asyncio.run(main())
+
+    def _attach(self, engine: _Engine, loop: asyncio.AbstractEventLoop) -> None:
+        self._engine = engine
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+
+    def _detach(self) -> None:
+        """The engine has finished: commands touch the core directly from now on."""
+        self._engine = None
+        self._loop = None
+        self._loop_thread = None
+
+    def _post(self, action: Callable[[], object]) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            action()
+        else:
+            try:
+                loop.call_soon_threadsafe(action)
+            except RuntimeError:
+                # The loop closed between the check and the call: the engine is gone already.
+                return
+
+    def _call(self, action: Callable[[], _T], *, read_only: bool = False) -> _T | None:
+        """Run ``action`` on the loop (directly when already on it) and return its result.
+
+        Core inputs go through the runner, which carries out their commands; ``read_only``
+        actions run as they are. Returns None when the input was queued behind a running one.
+        """
+        engine, loop = self._engine, self._loop
+        if engine is None or loop is None:
+            return action()
+        execute: Callable[[], _T | None] = action if read_only else lambda: engine.submit(action)
+        if threading.get_ident() == self._loop_thread:
+            return execute()
+        future: concurrent.futures.Future[_T | None] = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(execute())
+            except StreamError as error:
+                future.set_exception(error)
+
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError:
+            # The loop closed meanwhile; the engine is gone, so the core is ours to touch.
+            return action()
+        engine.pending.add(future)
+        try:
+            return future.result(timeout=self.config.command_timeout)
+        except concurrent.futures.TimeoutError as exc:
+            raise ControllerStoppedError("the controller's loop did not take the command") from exc
+        finally:
+            engine.pending.discard(future)
+
+    def _subscribe_records(self) -> asyncio.Queue[TransitionRecord]:
+        queue: asyncio.Queue[TransitionRecord] = asyncio.Queue()
+        self._iterators.append(queue)
+        return queue
+
+    def _on_record(self, record: TransitionRecord) -> None:
+        """after every transition, on the loop: journal, log, gaps, listeners, waiters."""
+        self._journal.append(record)
+        self._log.info(
+            "state_changed",
+            src=record.src,
+            dst=record.dst,
+            trigger=record.trigger,
+            reason=record.reason,
+            error=record.error,
+            code=record.code,
+            attempt=record.attempt,
+            delay=record.delay,
+            connection_id=record.connection_id,
+        )
+        if record.src == State.SUBSCRIBED.value and record.dst != State.SUBSCRIBED.value:
+            self._tracker.open_gaps(self.core.book.desired, datetime.now(UTC))
+        for listener in list(self._listeners):
+            try:
+                listener(record)
+            except Exception as exc:  # noqa: BLE001 - a user listener must never break a transition
+                self._log.error("listener_failed", error_type=type(exc).__name__, error=str(exc))
+        for queue in self._iterators:
+            queue.put_nowait(record)
+        with self._changed:
+            self._changed.notify_all()
+
+    def _counter(self, name: str) -> int:
+        """A dispatcher counter, summed over every engine this controller has run."""
+        engine = self._engine
+        current = int(getattr(engine.dispatcher, name)) if engine is not None else 0
+        return self._carried[name] + current
+
+    def _gap_found(self, report: GapReport) -> None:
+        self._log.info(
+            "data_gap",
+            symbol=report.symbol,
+            channel=report.channel,
+            last_seen_before=report.last_seen_before.isoformat()
+            if report.last_seen_before
+            else None,
+            first_seen_after=report.first_seen_after.isoformat(),
+        )
+        if self._on_gap is not None and self._engine is not None:
+            self._engine.notify(self._on_gap, report)
+
+    def _health(self) -> Health:
+        core, tracker = self.core, self._tracker
+        now = time.monotonic()
+        engine = self._engine
+        dispatcher = engine.dispatcher if engine is not None else None
+        error = core.last_error
+        return Health(
+            correlation_id=self.correlation_id,
+            state=core.state,
+            time_in_state=max(0.0, now - core.state_since),
+            attempts=core.attempts,
+            reconnects=core.reconnects,
+            connection_id=core.connection_id,
+            breaker=core.breaker.state,
+            breaker_trips=core.breaker.trips,
+            consecutive_failures=core.breaker.failures,
+            messages=dict(tracker.counts),
+            last_message_age={
+                channel: (now - tracker.activity.last_seen[channel])
+                if channel in tracker.activity.last_seen
+                else None
+                for channel in CHANNELS
+            },
+            callback_errors=self._counter("callback_errors"),
+            dropped_messages=self._counter("dropped"),
+            queued_messages=dispatcher.pending if dispatcher is not None else 0,
+            malformed_frames=tracker.malformed_frames,
+            skipped_messages=tracker.skipped_messages,
+            rejected_changes=core.rejected_changes,
+            desired=core.book.desired,
+            confirmed=core.book.confirmed,
+            in_sync=core.book.in_sync and not core.change_in_flight,
+            open_gaps=tracker.open_gap_count,
+            recent_gaps=tuple(tracker.recent_gaps),
+            last_error=f"{type(error).__name__}: {error}" if error is not None else None,
+        )
+
+
+class _Engine:
+    """Everything that lives on the controller's loop while it runs."""
+
+    def __init__(self, controller: StreamController, loop: asyncio.AbstractEventLoop) -> None:
+        self.controller = controller
+        self.loop = loop
+        self.clock = LoopClock(loop)
+        core = controller.core
+        self.runner = Runner(core, self.clock, self)
+        self.dispatcher = Dispatcher(
+            controller._deliveries,
+            controller.config.dispatch_queue_size,
+            controller.config.overflow,
+            controller._log,
+        )
+        self.pending: set[concurrent.futures.Future[Any]] = set()
+        self._sessions: dict[int, tuple[Session, asyncio.Task[None]]] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._finished = asyncio.Event()
+        runner = self.runner
+        self.hooks = SessionHooks(
+            ready=lambda epoch, ack, rejection: runner.submit(
+                lambda: core.session_ready(epoch, ack, rejection)
+            ),
+            ended=lambda epoch, error: runner.submit(lambda: core.session_ended(epoch, error)),
+            change_acknowledged=lambda epoch, ack: runner.submit(
+                lambda: core.change_acknowledged(epoch, ack)
+            ),
+            change_rejected=lambda epoch, error: runner.submit(
+                lambda: core.change_rejected(epoch, error)
+            ),
+            server_warning=self._server_warning,
+        )
+
+    def submit(self, action: Callable[[], _T]) -> _T | None:
+        """Run a core input through the runner (queued when one is already running)."""
+        return self.runner.submit(action)
+
+    def finish(self) -> None:
+        """Let :meth:`run` wind down: sessions cancelled, dispatcher closed."""
+        self._finished.set()
+
+    def notify(self, callback: Callable[[Any], object], argument: object) -> None:
+        """Call ``callback(argument)`` from the dispatcher task, isolated like data callbacks."""
+        self.dispatcher.notify(callback, argument)
+
+    async def run(self, ready: Callable[[], None]) -> None:
+        controller = self.controller
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                group.create_task(self.dispatcher.run(), name="streamfsm-dispatch")
+                ready()
+                await self._finished.wait()
+                if controller.core.state is not State.STOPPED:
+                    self.runner.submit(lambda: controller.core.request_stop("shutdown"))
+                for _session, task in self._sessions.values():
+                    task.cancel()
+                self._sessions.clear()
+                self.dispatcher.close()
+        finally:
+            for name in controller._carried:
+                controller._carried[name] += int(getattr(self.dispatcher, name))
+            controller._detach()
+            with controller._changed:
+                controller._changed.notify_all()
+
+    # ------------------------------------------------------------ SessionPort
+
+    def open_session(self, command: OpenSession) -> None:
+        assert self._group is not None  # sessions only open while the engine runs
+        controller = self.controller
+        session = Session(
+            command,
+            config=controller.config,
+            credentials=controller._credentials,
+            hooks=self.hooks,
+            tracker=controller._tracker,
+            dispatcher=self.dispatcher,
+            clock=self.clock.monotonic,
+            log=controller._log,
+        )
+        task = self._group.create_task(session.run(), name=f"streamfsm-session-{command.epoch}")
+        self._sessions[command.epoch] = (session, task)
+        task.add_done_callback(lambda _task: self._sessions.pop(command.epoch, None))
+
+    def close_session(self, command: CloseSession) -> None:
+        entry = self._sessions.pop(command.epoch, None)
+        if entry is not None:
+            entry[1].cancel()
+
+    def send_change(self, command: SendChange) -> None:
+        entry = self._sessions.get(command.epoch)
+        if entry is None or self._group is None:
+            return
+        self._group.create_task(entry[0].send_change(command.action, command.symbols))
+
+    def report_error(self, error: StreamError) -> None:
+        controller = self.controller
+        controller._log.warning("error_reported", error_type=type(error).__name__, error=str(error))
+        if controller._on_error is not None:
+            self.dispatcher.notify(controller._on_error, error)
+
+    def _server_warning(self, error: ServerError) -> None:
+        self.controller._log.warning("server_error", code=error.server_code, error=error.message)
+
+    @property
+    def open_sessions(self) -> int:
+        """Sessions whose task is still running."""
+        return len(self._sessions)
+
+
+def _model_mode(models: ModelMode | str) -> ModelMode:
+    try:
+        return ModelMode(models)
+    except ValueError:
+        raise ConfigurationError("models", "'alpaca', 'fast' or 'raw'", models) from None
+
+
+def _deliveries(
+    mode: ModelMode, on_quote: Callback | None, on_trade: Callback | None, on_bar: Callback | None
+) -> dict[type, Delivery]:
+    convert: Callable[[Any], Any]
+    if mode is ModelMode.ALPACA:
+        convert = to_alpaca
+    elif mode is ModelMode.RAW:
+        convert = to_raw
+    else:
+        convert = _identity
+    deliveries: dict[type, Delivery] = {}
+    if on_quote is not None:
+        deliveries[Quote] = Delivery("on_quote", on_quote, convert)
+    if on_trade is not None:
+        deliveries[Trade] = Delivery("on_trade", on_trade, convert)
+    if on_bar is not None:
+        for bar_type in (Bar, UpdatedBar, DailyBar):
+            deliveries[bar_type] = Delivery("on_bar", on_bar, convert)
+    return deliveries
+
+
+def _identity(message: Any) -> Any:
+    return message
+
+
+# Controllers still running at interpreter exit are stopped gracefully, never mid-frame.
+_live_controllers: weakref.WeakSet[StreamController] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    for controller in list(_live_controllers):
+        if controller._loop is not None:
+            controller.stop()

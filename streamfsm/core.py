@@ -1,0 +1,572 @@
+"""The controller core: the transition table brought to life, with no I/O.
+
+Theory of operation
+-------------------
+:class:`ConnectionCore` is the model of a plain ``transitions.Machine`` built from
+:data:`streamfsm.machine.TRANSITIONS`. Its inputs are commands (``request_start``, ...) and facts
+reported by the I/O layer (``session_ready``, ``session_ended``, ``timer_fired``, ...). Each input
+fires at most one trigger. Guards are pure predicates over the core's fields and the trigger's
+arguments; callbacks decide and append *commands* (open a session, close it, send a subscription
+change, arm or cancel a timer, report an error) to ``outbox``. They never await, sleep, read a
+socket or raise after the state has changed. A driver (:mod:`streamfsm.runner`) drains the outbox
+after every input and carries the commands out.
+
+Rules:
+
+* Only the table moves the state. An input that has no row in the current state raises
+  :class:`~streamfsm.errors.InvalidTransitionError` and leaves everything unchanged.
+* Facts carry the connection epoch they belong to; a fact from an older epoch is ignored, so a
+  late event from a closed session can never move the machine.
+* Time is an input: ``clock`` and ``wall`` are injected, randomness comes from ``rng``.
+* Every executed transition, internal ones included, produces exactly one journal record.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+from transitions import EventData, Machine, MachineError
+
+from streamfsm.config import StreamConfig
+from streamfsm.errors import (
+    ConnectionLimitError,
+    InvalidTransitionError,
+    ServerError,
+    StreamError,
+)
+from streamfsm.journal import TransitionRecord
+from streamfsm.machine import State, transition_dicts
+from streamfsm.policies import Backoff, Breaker, StaleWatchdog
+from streamfsm.subscriptions import EMPTY, Subscription, SubscriptionBook
+
+__all__ = [
+    "ArmTimer",
+    "CancelTimer",
+    "ChannelActivity",
+    "CloseSession",
+    "Command",
+    "ConnectionCore",
+    "OpenSession",
+    "ReportError",
+    "SendChange",
+    "Timer",
+]
+
+
+class Timer(enum.Enum):
+    """The timers a core arms; at most one of each kind is armed at a time."""
+
+    BACKOFF = "backoff"
+    COOLDOWN = "cooldown"
+    STALE = "stale"
+    HEALTHY = "healthy"
+
+
+# ---------------------------------------------------------------- commands (effects as data)
+
+
+@attrs.frozen
+class OpenSession:
+    """Open a connection, authenticate, subscribe to ``subscription`` and report back."""
+
+    epoch: int
+    connection_id: str
+    subscription: Subscription
+
+
+@attrs.frozen
+class CloseSession:
+    """Close the session of ``epoch`` now, without waiting out a dead peer."""
+
+    epoch: int
+    reason: str
+
+
+@attrs.frozen
+class SendChange:
+    """Send one subscribe or unsubscribe message on the live session of ``epoch``."""
+
+    epoch: int
+    action: str
+    symbols: Subscription
+
+
+@attrs.frozen
+class ArmTimer:
+    """Fire ``timer_fired(timer, token)`` after ``delay`` seconds, replacing any armed one."""
+
+    timer: Timer
+    delay: float
+    token: int
+
+
+@attrs.frozen
+class CancelTimer:
+    """Disarm ``timer`` if armed."""
+
+    timer: Timer
+
+
+@attrs.frozen
+class ReportError:
+    """Hand ``error`` to the user's ``on_error`` callback."""
+
+    error: StreamError
+
+
+Command = OpenSession | CloseSession | SendChange | ArmTimer | CancelTimer | ReportError
+
+SUBSCRIBE: Final = "subscribe"
+UNSUBSCRIBE: Final = "unsubscribe"
+
+
+@attrs.define
+class ChannelActivity:
+    """Market-data arrival times per channel, written by the hot path, read by the watchdog."""
+
+    last_seen: dict[str, float] = attrs.Factory(dict)
+    received: bool = False
+
+    def clear(self) -> None:
+        """Forget everything: a new session starts."""
+        self.last_seen.clear()
+        self.received = False
+
+
+@attrs.frozen
+class _InFlight:
+    action: str
+    symbols: Subscription
+
+
+class ConnectionCore:
+    """The ``transitions`` model: lifecycle decisions and effect intents, no I/O.
+
+    Args:
+        config: the stream configuration (policies, timeouts).
+        clock: monotonic seconds, injected.
+        wall: the current UTC time, injected.
+        rng: the randomness for backoff jitter.
+        correlation_id: the controller's id, stamped on journal records.
+        on_record: called with each journal record, right after its transition.
+    """
+
+    # Typed trigger stubs: the machine binds these attributes from the table at construction.
+    state: State
+    trigger: Callable[..., bool]
+    start: Callable[..., bool]
+    stop: Callable[..., bool]
+    restart: Callable[..., bool]
+    symbols_changed: Callable[..., bool]
+    ready: Callable[..., bool]
+    attempt_failed: Callable[..., bool]
+    connection_lost: Callable[..., bool]
+    data_stale: Callable[..., bool]
+    backoff_elapsed: Callable[..., bool]
+    cooldown_elapsed: Callable[..., bool]
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        *,
+        clock: Callable[[], float],
+        wall: Callable[[], datetime],
+        rng: random.Random,
+        correlation_id: str,
+        on_record: Callable[[TransitionRecord], None],
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.wall = wall
+        self.correlation_id = correlation_id
+        self.on_record = on_record
+        self.book = SubscriptionBook()
+        self.backoff = Backoff(config.backoff, rng)
+        self.breaker = Breaker(config.breaker)
+        self.watchdog = StaleWatchdog(config.stale)
+        self.activity = ChannelActivity()
+        self.outbox: list[Command] = []
+        self.epoch = 0
+        self.attempts = 0
+        self.reconnects = 0
+        self.rejected_changes = 0
+        self.connection_id: str | None = None
+        self.last_error: StreamError | None = None
+        self._started = False
+        self._session_open = False
+        self.session_healthy = False
+        self.subscribed_at: float | None = None
+        self.state_since = clock()
+        self.last_delay: float | None = None
+        self._in_flight: _InFlight | None = None
+        self._seq = 0
+        self._tokens = 0
+        self._armed: dict[Timer, int] = {}
+        self._ever_subscribed = False
+        self.machine = Machine(
+            model=self,
+            states=[
+                {"name": State.IDLE, "on_enter": ["_enter_idle"]},
+                {"name": State.CONNECTING, "on_enter": ["_enter_connecting"]},
+                {
+                    "name": State.SUBSCRIBED,
+                    "on_enter": ["_enter_subscribed"],
+                    "on_exit": ["_exit_subscribed"],
+                },
+                {
+                    "name": State.BACKOFF,
+                    "on_enter": ["_enter_backoff"],
+                    "on_exit": ["_exit_backoff"],
+                },
+                {
+                    "name": State.CIRCUIT_OPEN,
+                    "on_enter": ["_enter_circuit_open"],
+                    "on_exit": ["_exit_circuit_open"],
+                },
+                {"name": State.STOPPED, "on_enter": ["_enter_stopped"]},
+            ],
+            transitions=transition_dicts(),
+            initial=State.IDLE,
+            auto_transitions=False,
+            send_event=True,
+            ignore_invalid_triggers=False,
+            after_state_change="_record",
+        )
+
+    # ------------------------------------------------------------ inputs: commands
+
+    def request_start(self) -> None:
+        """Begin the lifecycle; from idle or stopped only.
+
+        Raises:
+            InvalidTransitionError: when already running.
+        """
+        self._fire("start", reason="user")
+
+    def request_stop(self, reason: str = "user") -> None:
+        """Stop from any state; idempotent."""
+        self._fire("stop", reason=reason)
+
+    def request_restart(self, *, force: bool = False) -> None:
+        """Close the session and connect again; ``force`` also overrides an open breaker.
+
+        Raises:
+            InvalidTransitionError: when stopped.
+        """
+        self._fire("restart", reason="user_forced" if force else "user", force=force)
+
+    def request_symbols(self, add: Subscription = EMPTY, remove: Subscription = EMPTY) -> None:
+        """Change the desired set; while subscribed only the difference is sent."""
+        self.book.want(add, remove)
+        self._fire("symbols_changed", reason="user")
+
+    # ------------------------------------------------------------ inputs: facts
+
+    def session_ready(
+        self, epoch: int, ack: Subscription, rejection: ServerError | None = None
+    ) -> None:
+        """The session of ``epoch`` is authenticated and the server acknowledged ``ack``.
+
+        ``rejection`` is set when the server refused part of the initial subscription (405):
+        the refused symbols leave the desired set and the error is reported.
+        """
+        if not self._current(epoch) or self.state is not State.CONNECTING:
+            return
+        self.book.acknowledged(ack)
+        if rejection is not None:
+            self._reject(self.book.desired, rejection)
+        self._fire("ready", reason="subscribed")
+
+    def session_ended(self, epoch: int, error: StreamError) -> None:
+        """The session of ``epoch`` failed or closed with ``error``."""
+        if not self._current(epoch):
+            return
+        if self.state is State.CONNECTING:
+            self._fire("attempt_failed", reason=_reason(error), error=error)
+        elif self.state is State.SUBSCRIBED:
+            self._fire("connection_lost", reason=_reason(error), error=error)
+
+    def change_acknowledged(self, epoch: int, ack: Subscription) -> None:
+        """The server acknowledged a change; ``ack`` is its whole current set."""
+        if not self._current(epoch) or self.state is not State.SUBSCRIBED:
+            return
+        self.book.acknowledged(ack)
+        self._in_flight = None
+        self._sync_subscriptions()
+
+    def change_rejected(self, epoch: int, error: ServerError) -> None:
+        """The server refused the change in flight (405, 400, 410); its set is as before."""
+        if not self._current(epoch) or self.state is not State.SUBSCRIBED:
+            return
+        in_flight, self._in_flight = self._in_flight, None
+        self._reject(in_flight.symbols if in_flight else EMPTY, error, in_flight)
+        self._sync_subscriptions()
+
+    def timer_fired(self, timer: Timer, token: int) -> None:
+        """A timer armed by this core expired; stale tokens are ignored."""
+        if timer not in self._armed or self._armed[timer] != token:
+            return
+        del self._armed[timer]
+        if timer is Timer.BACKOFF:
+            self._fire("backoff_elapsed", reason="backoff_elapsed")
+        elif timer is Timer.COOLDOWN:
+            self._fire("cooldown_elapsed", reason="half_open_probe")
+        elif timer is Timer.HEALTHY:
+            self._session_turned_healthy()
+        else:
+            self._check_stale()
+
+    def drain(self) -> list[Command]:
+        """Take the commands produced so far, oldest first."""
+        commands, self.outbox = self.outbox, []
+        return commands
+
+    # ------------------------------------------------------------ reading
+
+    def is_connected(self) -> bool:
+        """True exactly in ``subscribed``."""
+        return self.state is State.SUBSCRIBED
+
+    @property
+    def armed_timers(self) -> frozenset[Timer]:
+        """The timers currently armed."""
+        return frozenset(self._armed)
+
+    @property
+    def change_in_flight(self) -> bool:
+        """True while a subscribe or unsubscribe awaits the server's answer."""
+        return self._in_flight is not None
+
+    # ------------------------------------------------------------ guards (pure)
+
+    def has_symbols(self, _event: EventData) -> bool:
+        """The caller wants at least one symbol."""
+        return bool(self.book.desired)
+
+    def started(self, _event: EventData) -> bool:
+        """``start`` was called and ``stop`` was not called since."""
+        return self._started
+
+    def is_fatal(self, event: EventData) -> bool:
+        """The error that caused this event must not be retried."""
+        error = event.kwargs.get("error")
+        return isinstance(error, StreamError) and error.fatal
+
+    def breaker_trips(self, _event: EventData) -> bool:
+        """Counting this failure opens the breaker (always when a probe failed)."""
+        return not self.session_healthy and self.breaker.trips_on_failure()
+
+    def forced(self, event: EventData) -> bool:
+        """The operator asked to override the open breaker."""
+        return bool(event.kwargs.get("force", False))
+
+    # ------------------------------------------------------------ effects on rows
+
+    def mark_started(self, _event: EventData) -> None:
+        """Remember that the lifecycle runs, so symbols arriving later connect."""
+        self._started = True
+
+    def record_failure(self, _event: EventData) -> None:
+        """Count a failed attempt or an unhealthy session for the breaker."""
+        if not self.session_healthy:
+            self.breaker.record_failure()
+
+    def send_difference(self, _event: EventData) -> None:
+        """Send what the server lacks, or has too much of, unless a change is in flight."""
+        self._sync_subscriptions()
+
+    def begin_probe(self, _event: EventData) -> None:
+        """The breaker lets one probe attempt through."""
+        self.breaker.probe()
+
+    # ------------------------------------------------------------ state callbacks
+
+    def _enter_idle(self, event: EventData) -> None:
+        self._close_session(event.event.name)
+        for timer in list(self._armed):
+            self._disarm(timer)
+
+    def _enter_connecting(self, _event: EventData) -> None:
+        self._close_session("reconnect")
+        self.epoch += 1
+        self.attempts += 1
+        self.connection_id = f"{self.correlation_id}-{self.epoch}"
+        self.session_healthy = False
+        self.book.connection_lost()
+        self._in_flight = None
+        self.activity.clear()
+        self._session_open = True
+        self.outbox.append(OpenSession(self.epoch, self.connection_id, self.book.desired))
+
+    def _enter_subscribed(self, _event: EventData) -> None:
+        now = self.clock()
+        self.subscribed_at = now
+        if self._ever_subscribed:
+            self.reconnects += 1
+        self._ever_subscribed = True
+        self._arm(Timer.HEALTHY, self.config.healthy_after)
+        self._arm_stale(now)
+        self._sync_subscriptions()
+
+    def _exit_subscribed(self, event: EventData) -> None:
+        self._disarm(Timer.HEALTHY)
+        self._disarm(Timer.STALE)
+        self.subscribed_at = None
+        if event.event.name == "data_stale":
+            self.watchdog.went_stale(self.activity.received)
+        self._close_session(event.event.name)
+
+    def _enter_backoff(self, event: EventData) -> None:
+        self._close_session(event.event.name)
+        delay = self.backoff.next_delay()
+        if isinstance(event.kwargs.get("error"), ConnectionLimitError):
+            delay = max(delay, self.config.connection_limit_cooldown)
+        self.last_delay = delay
+        self._arm(Timer.BACKOFF, delay)
+
+    def _exit_backoff(self, _event: EventData) -> None:
+        self._disarm(Timer.BACKOFF)
+
+    def _enter_circuit_open(self, event: EventData) -> None:
+        self._close_session(event.event.name)
+        delay = self.breaker.open()
+        if isinstance(event.kwargs.get("error"), ConnectionLimitError):
+            delay = max(delay, self.config.connection_limit_cooldown)
+        self.last_delay = delay
+        self._arm(Timer.COOLDOWN, delay)
+
+    def _exit_circuit_open(self, _event: EventData) -> None:
+        self._disarm(Timer.COOLDOWN)
+
+    def _enter_stopped(self, event: EventData) -> None:
+        self._started = False
+        self._close_session(event.event.name)
+        for timer in list(self._armed):
+            self._disarm(timer)
+        error = event.kwargs.get("error")
+        if isinstance(error, StreamError):
+            self.outbox.append(ReportError(error))
+
+    # ------------------------------------------------------------ journal
+
+    def _record(self, event: EventData) -> None:
+        """after_state_change: one journal record per executed transition."""
+        transition = event.transition
+        assert transition is not None  # after_state_change only runs for executed transitions
+        src = transition.source
+        dst = transition.dest if transition.dest is not None else src
+        if transition.dest is not None:
+            self.state_since = self.clock()
+        error = event.kwargs.get("error")
+        self._seq += 1
+        record = TransitionRecord(
+            seq=self._seq,
+            wall_time=self.wall().isoformat(timespec="microseconds"),
+            monotonic=self.clock(),
+            correlation_id=self.correlation_id,
+            connection_id=self.connection_id,
+            epoch=self.epoch,
+            trigger=event.event.name,
+            src=State[src].value,
+            dst=State[dst].value,
+            reason=str(event.kwargs.get("reason", "")),
+            error=type(error).__name__ if error is not None else None,
+            code=error.server_code if isinstance(error, ServerError) else None,
+            attempt=self.attempts,
+            delay=self.last_delay,
+        )
+        if isinstance(error, StreamError):
+            self.last_error = error
+        self.on_record(record)
+
+    # ------------------------------------------------------------ helpers
+
+    def _fire(self, trigger: str, **kwargs: Any) -> None:
+        self.last_delay = None
+        try:
+            self.trigger(trigger, **kwargs)
+        except MachineError as exc:
+            raise InvalidTransitionError(self.state.value, trigger) from exc
+
+    def _current(self, epoch: int) -> bool:
+        return epoch == self.epoch and self._session_open
+
+    def _close_session(self, reason: str) -> None:
+        if self._session_open:
+            self._session_open = False
+            self.outbox.append(CloseSession(self.epoch, reason))
+
+    def _arm(self, timer: Timer, delay: float) -> None:
+        self._tokens += 1
+        self._armed[timer] = self._tokens
+        self.outbox.append(ArmTimer(timer, delay, self._tokens))
+
+    def _disarm(self, timer: Timer) -> None:
+        if self._armed.pop(timer, None) is not None:
+            self.outbox.append(CancelTimer(timer))
+
+    def _arm_stale(self, now: float) -> None:
+        assert self.subscribed_at is not None  # only called while subscribed
+        deadline = self.watchdog.deadline(
+            self.subscribed_at, self.activity.last_seen, self.book.confirmed
+        )
+        if deadline is not None:
+            self._arm(Timer.STALE, max(0.0, deadline - now))
+
+    def _check_stale(self) -> None:
+        if self.state is not State.SUBSCRIBED or self.subscribed_at is None:
+            return
+        now = self.clock()
+        if self.activity.received:
+            self.watchdog.data_seen()
+        error = self.watchdog.check(
+            now, self.subscribed_at, self.activity.last_seen, self.book.confirmed
+        )
+        if error is None:
+            self._arm_stale(now)
+        else:
+            self._fire("data_stale", reason="stale", error=error)
+
+    def _session_turned_healthy(self) -> None:
+        self.session_healthy = True
+        self.backoff.reset()
+        self.breaker.record_success()
+
+    def _sync_subscriptions(self) -> None:
+        if self.state is not State.SUBSCRIBED or self._in_flight is not None:
+            return
+        add, remove = self.book.diff()
+        if add:
+            self._in_flight = _InFlight(SUBSCRIBE, add)
+        elif remove:
+            self._in_flight = _InFlight(UNSUBSCRIBE, remove)
+        else:
+            return
+        self.outbox.append(SendChange(self.epoch, self._in_flight.action, self._in_flight.symbols))
+        if self.subscribed_at is not None:
+            self._disarm(Timer.STALE)
+            self._arm_stale(self.clock())
+
+    def _reject(
+        self, symbols: Subscription, error: ServerError, in_flight: _InFlight | None = None
+    ) -> None:
+        """Roll the desired set back to what the server keeps, and report ``error``."""
+        if in_flight is None or in_flight.action == SUBSCRIBE:
+            self.book.desired = self.book.desired - (symbols - self.book.confirmed)
+        else:
+            self.book.desired = self.book.desired | (symbols & self.book.confirmed)
+        self.rejected_changes += 1
+        self.last_error = error
+        self.outbox.append(ReportError(error))
+
+
+def _reason(error: StreamError) -> str:
+    """A short snake_case cause for the journal."""
+    name = type(error).__name__
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    return snake.removesuffix("_error") or "error"

@@ -1,0 +1,211 @@
+"""Hands market data to user callbacks, isolated from the stream and bounded in memory.
+
+The socket reader puts whole decoded frames (batches) into a :class:`Dispatcher`; a consumer task
+on the same loop delivers them message by message, in order. A callback may be a plain function or
+a coroutine function. An exception in a callback is logged with its context and counted; it never
+reaches the stream, never changes the state, and the remaining messages of the frame are still
+delivered.
+
+When undelivered messages exceed the bound, the overflow policy applies (see
+:class:`~streamfsm.config.OverflowPolicy`): with ``conflate``, queued quotes that have a newer quote
+of the same symbol behind them are dropped first, then the oldest messages; with ``drop_oldest``,
+the oldest messages. Every drop is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from streamfsm.config import OverflowPolicy
+from streamfsm.logs import StreamLogger
+from streamfsm.models import Quote
+
+__all__ = ["Delivery", "Dispatcher"]
+
+#: How many callback failures are logged in full before only every n-th one is.
+LOGGED_FAILURES = 20
+#: After LOGGED_FAILURES, log one failure in this many.
+LOG_EVERY = 1000
+
+
+class Delivery:
+    """One user callback and how to call it."""
+
+    __slots__ = ("callback", "convert", "is_async", "name")
+
+    def __init__(
+        self, name: str, callback: Callable[[Any], object], convert: Callable[[Any], Any]
+    ) -> None:
+        self.name = name
+        self.callback = callback
+        self.convert = convert
+        self.is_async = inspect.iscoroutinefunction(callback)
+
+
+class _Notice:
+    __slots__ = ("argument", "callback")
+
+    def __init__(self, callback: Callable[[Any], object], argument: object) -> None:
+        self.callback = callback
+        self.argument = argument
+
+
+class Dispatcher:
+    """A bounded queue of decoded batches and the task that delivers them.
+
+    Args:
+        deliveries: fast model type -> the callback for it; other types are not delivered.
+        bound: most undelivered messages held before the overflow policy applies.
+        overflow: the overflow policy.
+        log: the controller's logger.
+    """
+
+    def __init__(
+        self,
+        deliveries: dict[type, Delivery],
+        bound: int,
+        overflow: OverflowPolicy,
+        log: StreamLogger,
+    ) -> None:
+        self._deliveries = deliveries
+        self._bound = bound
+        self._overflow = overflow
+        self._log = log
+        self._batches: collections.deque[list[Any] | _Notice] = collections.deque()
+        self._pending = 0
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self.delivered = 0
+        self.dropped = 0
+        self.callback_errors = 0
+
+    @property
+    def pending(self) -> int:
+        """Messages queued and not yet delivered."""
+        return self._pending
+
+    def put(self, batch: list[Any]) -> None:
+        """Queue a decoded frame's market data; never blocks, applies the overflow policy."""
+        if self._closed or not batch:
+            return
+        self._batches.append(batch)
+        self._pending += len(batch)
+        if self._pending > self._bound:
+            self._shed()
+        self._wakeup.set()
+
+    def notify(self, callback: Callable[[Any], object], argument: object) -> None:
+        """Queue one call ``callback(argument)`` (errors, gap reports), isolated like data."""
+        if self._closed:
+            return
+        self._batches.append(_Notice(callback, argument))
+        self._wakeup.set()
+
+    def close(self) -> None:
+        """Deliver nothing more: drop what is queued and let the consumer task end."""
+        self._closed = True
+        self._batches.clear()
+        self._pending = 0
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Deliver batches until :meth:`close`; the consumer task's body."""
+        while not self._closed:
+            if not self._batches:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            item = self._batches.popleft()
+            if isinstance(item, _Notice):
+                await self._notice(item)
+                continue
+            self._pending -= len(item)
+            await self._deliver(item)
+
+    async def _notice(self, notice: _Notice) -> None:
+        try:
+            result = notice.callback(notice.argument)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:  # noqa: BLE001 - a user callback must never kill the stream
+            self.callback_errors += 1
+            self._log.error(
+                "callback_failed",
+                callback=getattr(notice.callback, "__name__", "callback"),
+                error_type=type(exc).__name__,
+                error=str(exc),
+            )
+
+    async def _deliver(self, batch: list[Any]) -> None:
+        deliveries = self._deliveries
+        for message in batch:
+            if self._closed:
+                return
+            delivery = deliveries.get(type(message))
+            if delivery is None:
+                continue
+            try:
+                result = delivery.callback(delivery.convert(message))
+                if delivery.is_async:
+                    await result  # type: ignore[misc]
+            except Exception as exc:  # noqa: BLE001 - a user callback must never kill the stream
+                self._callback_failed(delivery, message, exc)
+            self.delivered += 1
+
+    def _callback_failed(self, delivery: Delivery, message: Any, exc: Exception) -> None:
+        self.callback_errors += 1
+        count = self.callback_errors
+        if count <= LOGGED_FAILURES or count % LOG_EVERY == 0:
+            self._log.error(
+                "callback_failed",
+                callback=delivery.name,
+                symbol=getattr(message, "symbol", None),
+                error_type=type(exc).__name__,
+                error=str(exc),
+                failures=count,
+            )
+
+    def _shed(self) -> None:
+        before = self._pending
+        if self._overflow is OverflowPolicy.CONFLATE:
+            self._conflate_quotes()
+        while self._pending > self._bound and self._batches:
+            oldest = self._batches[0]
+            if isinstance(oldest, _Notice):
+                self._batches.rotate(-1)
+                continue
+            excess = self._pending - self._bound
+            if len(oldest) <= excess:
+                self._batches.popleft()
+                self._pending -= len(oldest)
+            else:
+                del oldest[:excess]
+                self._pending -= excess
+        dropped = before - self._pending
+        self.dropped += dropped
+        self._log.warning(
+            "dispatch_overflow", dropped=dropped, dropped_total=self.dropped, bound=self._bound
+        )
+
+    def _conflate_quotes(self) -> None:
+        """Keep only the newest queued quote of each symbol, newest batches first."""
+        newest: set[str] = set()
+        for index in range(len(self._batches) - 1, -1, -1):
+            batch = self._batches[index]
+            if isinstance(batch, _Notice):
+                continue
+            kept: list[Any] = []
+            for message in reversed(batch):
+                if type(message) is Quote:
+                    if message.symbol in newest:
+                        continue
+                    newest.add(message.symbol)
+                kept.append(message)
+            if len(kept) != len(batch):
+                kept.reverse()
+                self._pending -= len(batch) - len(kept)
+                self._batches[index] = kept

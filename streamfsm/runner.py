@@ -1,0 +1,119 @@
+"""The runner: the only code that feeds inputs into the core and carries out its commands.
+
+It is synchronous and single-threaded: the controller calls it on its event loop, the Hypothesis
+tests call it directly with a fake clock and a fake session port. Inputs submitted while a
+previous one is still being carried out are queued and run afterwards, in order, so the machine
+never sees a trigger from inside one of its own callbacks.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from streamfsm.clock import Clock, TimerHandle
+from streamfsm.core import (
+    ArmTimer,
+    CancelTimer,
+    CloseSession,
+    Command,
+    ConnectionCore,
+    OpenSession,
+    ReportError,
+    SendChange,
+    Timer,
+)
+from streamfsm.errors import StreamError
+
+__all__ = ["Runner", "SessionPort"]
+
+_T = TypeVar("_T")
+
+
+class SessionPort(Protocol):
+    """Where the runner sends session commands: the real transport or a test fake."""
+
+    def open_session(self, command: OpenSession) -> None:
+        """Start a session; report back through the core's fact inputs, never synchronously."""
+
+    def close_session(self, command: CloseSession) -> None:
+        """Close the session of ``command.epoch`` at once (bounded, no waiting on a dead peer)."""
+
+    def send_change(self, command: SendChange) -> None:
+        """Send one subscribe or unsubscribe message on the live session."""
+
+    def report_error(self, error: StreamError) -> None:
+        """Hand ``error`` to the user's error callback."""
+
+
+class Runner:
+    """Drives one :class:`ConnectionCore` with a clock and a session port."""
+
+    def __init__(self, core: ConnectionCore, clock: Clock, port: SessionPort) -> None:
+        self.core = core
+        self.clock = clock
+        self.port = port
+        self._timers: dict[Timer, TimerHandle] = {}
+        self._queue: collections.deque[Callable[[], object]] = collections.deque()
+        self._busy = False
+
+    def submit(self, action: Callable[[], _T]) -> _T | None:
+        """Run ``action`` against the core, then carry out the commands it produced.
+
+        Returns ``action``'s result, or None when it was queued behind a running input.
+
+        Raises:
+            whatever ``action`` raises (for example ``InvalidTransitionError``) when it ran now;
+            the core is then unchanged.
+        """
+        if self._busy:
+            self._queue.append(action)
+            return None
+        self._busy = True
+        try:
+            result = action()
+            self._execute_outbox()
+            while self._queue:
+                self._queue.popleft()()
+                self._execute_outbox()
+            return result
+        finally:
+            self._busy = False
+            self._execute_outbox()
+
+    @property
+    def armed(self) -> frozenset[Timer]:
+        """Timers the runner holds armed."""
+        return frozenset(self._timers)
+
+    def _execute_outbox(self) -> None:
+        for command in self.core.drain():
+            self._execute(command)
+
+    def _execute(self, command: Command) -> None:
+        match command:
+            case ArmTimer(timer=timer, delay=delay, token=token):
+                self._cancel(timer)
+                self._timers[timer] = self.clock.call_later(
+                    delay, lambda: self._timer_expired(timer, token)
+                )
+            case CancelTimer(timer=timer):
+                self._cancel(timer)
+            case OpenSession():
+                self.port.open_session(command)
+            case CloseSession():
+                self.port.close_session(command)
+            case SendChange():
+                self.port.send_change(command)
+            case ReportError(error=error):
+                self.port.report_error(error)
+
+    def _cancel(self, timer: Timer) -> None:
+        handle = self._timers.pop(timer, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _timer_expired(self, timer: Timer, token: int) -> None:
+        self._timers.pop(timer, None)
+        self.submit(lambda: self.core.timer_fired(timer, token))

@@ -1,0 +1,194 @@
+"""Client requests as the server sees them, and the subscription set they change. Pure.
+
+A decoded client message becomes an :class:`AuthRequest` or a :class:`SubscriptionChange`, or
+:func:`parse_request` raises :class:`Rejected` with the Alpaca error code to answer:
+
+* 400 (invalid syntax): not an object, unknown or missing ``action``, ``key``/``secret`` not
+  strings, a channel value that is not a list of valid symbols, a key no Alpaca stream knows.
+* 410 (invalid subscribe action for this feed): a channel of another Alpaca stream
+  (``orderbooks``, ``news``, ...).
+
+``corrections`` and ``cancelErrors`` follow ``trades`` on Alpaca: a client cannot subscribe
+them itself, so naming them is accepted and ignored, and the ack mirrors ``trades`` in them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from streamfsm.sim.config import is_valid_symbol
+
+__all__ = [
+    "DATA_CHANNELS",
+    "FOREIGN_CHANNELS",
+    "LIMITED_CHANNELS",
+    "STOCK_CHANNELS",
+    "WILDCARD",
+    "Action",
+    "AuthRequest",
+    "Rejected",
+    "SubscriptionChange",
+    "SubscriptionSet",
+    "parse_request",
+]
+
+#: Channels the stock stream serves, in the order of Alpaca's subscription ack.
+STOCK_CHANNELS: Final = (
+    "trades",
+    "quotes",
+    "bars",
+    "updatedBars",
+    "dailyBars",
+    "statuses",
+    "lulds",
+)
+#: Channels the simulator generates data for.
+DATA_CHANNELS: Final = ("trades", "quotes", "bars")
+#: Channels counted against the symbol limit ("30 channels ... for trades and quotes").
+LIMITED_CHANNELS: Final = ("trades", "quotes")
+#: Channels derived from ``trades``; the ack repeats the trades list under these names.
+DERIVED_CHANNELS: Final = ("corrections", "cancelErrors")
+#: Channels of other Alpaca streams (crypto, options, news): 410 on the stock stream.
+FOREIGN_CHANNELS: Final = frozenset({"orderbooks", "news", "imbalances", "indicative"})
+#: All symbols of the simulator's universe.
+WILDCARD: Final = "*"
+
+_INVALID_SYNTAX: Final = 400
+_INVALID_ACTION: Final = 410
+
+
+class Rejected(Exception):  # noqa: N818 - a verdict carrying a code, not a failure of ours
+    """A client request the server answers with an Alpaca error code.
+
+    Attributes:
+        code: the error code to send (400 or 410 from :func:`parse_request`).
+        detail: why, for logs and tests; never sent to the client.
+    """
+
+    def __init__(self, code: int, detail: str) -> None:
+        self.code = code
+        self.detail = detail
+        super().__init__(f"{code}: {detail}")
+
+
+class Action(enum.StrEnum):
+    """The subscription actions."""
+
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+@attrs.frozen
+class AuthRequest:
+    """``{"action": "auth", "key": ..., "secret": ...}``. The secret never shows in ``repr``."""
+
+    key: str
+    secret: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class SubscriptionChange:
+    """A subscribe or unsubscribe request: symbols per stock channel, in request order."""
+
+    action: Action
+    channels: Mapping[str, tuple[str, ...]]
+
+
+def _symbols(channel: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise Rejected(_INVALID_SYNTAX, f"{channel} must be a list of symbols")
+    for symbol in value:
+        if symbol != WILDCARD and not is_valid_symbol(symbol):
+            raise Rejected(_INVALID_SYNTAX, f"invalid symbol in {channel}")
+    return tuple(dict.fromkeys(value))
+
+
+def parse_request(message: object) -> AuthRequest | SubscriptionChange:
+    """Classify one decoded client message.
+
+    Raises:
+        Rejected: with code 400 or 410; see the module docstring.
+    """
+    if not isinstance(message, dict):
+        raise Rejected(_INVALID_SYNTAX, "a client message must be an object")
+    action = message.get("action")
+    if action == "auth":
+        key, secret = message.get("key"), message.get("secret")
+        if not isinstance(key, str) or not isinstance(secret, str):
+            raise Rejected(_INVALID_SYNTAX, "auth needs string key and secret")
+        return AuthRequest(key, secret)
+    if action not in (Action.SUBSCRIBE, Action.UNSUBSCRIBE):
+        raise Rejected(_INVALID_SYNTAX, "unknown or missing action")
+    channels: dict[str, tuple[str, ...]] = {}
+    for name, value in message.items():
+        if name == "action":
+            continue
+        if name in FOREIGN_CHANNELS:
+            raise Rejected(_INVALID_ACTION, f"{name} is not offered by the stock feed")
+        if name in DERIVED_CHANNELS:
+            _symbols(name, value)
+            continue
+        if name not in STOCK_CHANNELS:
+            raise Rejected(_INVALID_SYNTAX, "unknown key in a subscription message")
+        channels[name] = _symbols(name, value)
+    return SubscriptionChange(Action(action), channels)
+
+
+def _frozen(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(values)
+
+
+@attrs.frozen
+class SubscriptionSet:
+    """The symbols one connection is subscribed to, per stock channel. Immutable."""
+
+    trades: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
+    quotes: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
+    bars: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
+    updatedBars: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)  # noqa: N815
+    dailyBars: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)  # noqa: N815
+    statuses: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
+    lulds: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
+
+    def channel(self, name: str) -> frozenset[str]:
+        """The symbols of stock channel ``name``."""
+        symbols: frozenset[str] = getattr(self, name)
+        return symbols
+
+    def apply(self, change: SubscriptionChange) -> SubscriptionSet:
+        """The set after ``change``: subscribe adds, unsubscribe removes, per channel."""
+        updated: dict[str, frozenset[str]] = {}
+        for name, symbols in change.channels.items():
+            current = self.channel(name)
+            if change.action is Action.SUBSCRIBE:
+                updated[name] = current | frozenset(symbols)
+            else:
+                updated[name] = current - frozenset(symbols)
+        return attrs.evolve(self, **updated)
+
+    def limited_count(self) -> int:
+        """Entries counted against the symbol limit: trades plus quotes (``*`` counts once)."""
+        return sum(len(self.channel(name)) for name in LIMITED_CHANNELS)
+
+    def ack(self) -> list[dict[str, Any]]:
+        """The subscription frame: the entire current set, symbols sorted."""
+        message: dict[str, Any] = {"T": "subscription"}
+        for name in STOCK_CHANNELS:
+            message[name] = sorted(self.channel(name))
+        for name in DERIVED_CHANNELS:
+            message[name] = sorted(self.trades)
+        return [message]
+
+    def pairs(self, universe: Sequence[str]) -> tuple[tuple[str, str], ...]:
+        """The (channel, symbol) pairs that get data, ``*`` expanded to ``universe``."""
+        result: dict[tuple[str, str], None] = {}
+        for name in DATA_CHANNELS:
+            for symbol in sorted(self.channel(name)):
+                expanded = universe if symbol == WILDCARD else (symbol,)
+                for item in expanded:
+                    result[(name, item)] = None
+        return tuple(result)

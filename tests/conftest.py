@@ -1,0 +1,38 @@
+"""Shared test settings: Hypothesis profiles and leak checks."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# "ci" is what `make test` runs: derandomized, a fixed budget, fast. "dev" digs deeper by hand:
+#   HYPOTHESIS_PROFILE=dev .venv/bin/python -m pytest tests/test_stateful.py
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=60,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile(
+    "dev",
+    max_examples=2000,
+    stateful_step_count=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a streamfsm thread running."""
+    yield
+    leftovers = [t.name for t in threading.enumerate() if t.name.startswith("streamfsm-")]
+    assert leftovers == [], f"threads left running: {leftovers}"
