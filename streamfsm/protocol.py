@@ -8,11 +8,13 @@ Every server frame is an array of messages, each an object tagged by ``T``. Cont
 into a :class:`DecodedFrame`: the control events, the market data as the typed structs of
 :mod:`streamfsm.models` in frame order, and how many messages it skipped.
 
-The fast path is a single typed msgspec decode of the whole frame. Typed decoding is all or
-nothing, so when it fails the frame is split into its elements and each is decoded on its own:
-good messages are kept, a bad or unknown market-data message is skipped and counted. A control
-message is never skipped silently (the handshake would wait for it): a malformed one, like a
-frame that is not an array at all, raises :class:`~streamfsm.errors.RemoteProtocolError`.
+The fast path is one typed msgspec decode of the whole frame as market data. A frame that holds
+anything else (a control message, a trade correction) is decoded again against every message
+type. Typed decoding is all or nothing, so when that fails too the frame is split into its
+elements and each is decoded on its own: good messages are kept, a bad or unknown market-data
+message is skipped and counted. A control message is never skipped silently (the handshake
+would wait for it): a malformed one raises :class:`~streamfsm.errors.RemoteProtocolError`, as
+does a frame that is not an array at all.
 
 The module knows nothing of time, sockets or state. The controller drives the handshake: it
 opens the socket with :func:`auth_headers` or sends :func:`encode_auth`, waits for
@@ -137,7 +139,7 @@ class _Subscription(msgspec.Struct, frozen=True, tag_field="T", tag="subscriptio
 class _Unsupported(msgspec.Struct, frozen=True, tag_field="T"):
     """Market data Alpaca documents but streamfsm does not deliver; decoded, counted, dropped.
 
-    Listing these types in the frame's union keeps their frames on the fast path.
+    Listing these types in the union keeps their frames off the element-by-element path.
     """
 
 
@@ -255,7 +257,11 @@ class FrameDecoder:
     __slots__ = ("_decoders", "encoding")
 
     def __init__(self, encoding: Encoding) -> None:
-        """Prepare for frames of ``encoding`` (the ``Content-Type`` the connection asked for)."""
+        """Prepare for frames of ``encoding`` (the ``Content-Type`` the connection asked for).
+
+        Raises:
+            ValueError: when ``encoding`` is not an :class:`~streamfsm.config.Encoding` value.
+        """
         self.encoding = Encoding(encoding)
         self._decoders = _DECODERS[self.encoding]
 
@@ -343,7 +349,7 @@ def _control_event(message: _Success | _Error | _Subscription) -> ControlEvent |
     if isinstance(message, _Error):
         return ServerErrorEvent(message.code, message.msg)
     try:
-        subscription = Subscription(message.trades, message.quotes, message.bars)
+        subscription = Subscription(trades=message.trades, quotes=message.quotes, bars=message.bars)
     except InvalidSymbolError as exc:
         raise RemoteProtocolError(f"subscription ack lists an invalid symbol: {exc}") from exc
     return SubscriptionAck(subscription)

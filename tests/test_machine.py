@@ -28,7 +28,7 @@ class GuardModel:
                 setattr(self, effect, lambda _event: None)
 
 
-def expected(state: State, trigger: str, values: dict[str, bool]) -> State | None | str:
+def expected(state: State, trigger: str, values: dict[str, bool]) -> State | str | None:
     """The oracle: the first row that applies, read straight from the table."""
     for row in TRANSITIONS:
         if row.trigger != trigger or state not in row.sources:
@@ -125,4 +125,3 @@ def test_core_modules_do_no_io(module: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert imported.isdisjoint(FORBIDDEN), imported & FORBIDDEN
-

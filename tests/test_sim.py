@@ -6,6 +6,7 @@ Every test drives a real loopback server with the ``websockets`` asyncio client 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -143,7 +144,8 @@ async def client(
     extra = dict(headers or {})
     if msgpack_frames:
         extra["Content-Type"] = "application/msgpack"
-    async with connect(url, additional_headers=extra, open_timeout=TIMEOUT) as ws:
+    # max_queue=None: a test that stops reading a flood must still see the server's close frame.
+    async with connect(url, additional_headers=extra, open_timeout=TIMEOUT, max_queue=None) as ws:
         session = Client(ws, msgpack_frames=msgpack_frames)
         assert await session.recv_control() == {"T": "success", "msg": "connected"}
         if auth:
@@ -193,9 +195,10 @@ def test_header_auth_replies_authenticated_right_after_connected() -> None:
 
     async def main() -> None:
         headers = {"APCA-API-KEY-ID": DEMO_KEY_ID, "APCA-API-SECRET-KEY": DEMO_SECRET}
-        async with Simulator(SimConfig()) as sim, client(
-            sim.url(), auth=False, headers=headers
-        ) as session:
+        async with (
+            Simulator(SimConfig()) as sim,
+            client(sim.url(), auth=False, headers=headers) as session,
+        ):
             assert await session.recv_control() == {"T": "success", "msg": "authenticated"}
             assert (await session.subscribe(quotes=["AAPL"]))["quotes"] == ["AAPL"]
 
@@ -207,9 +210,10 @@ def test_bad_header_credentials_get_402_and_close() -> None:
 
     async def main() -> None:
         headers = {"APCA-API-KEY-ID": DEMO_KEY_ID, "APCA-API-SECRET-KEY": "wrong"}
-        async with Simulator(SimConfig()) as sim, client(
-            sim.url(), auth=False, headers=headers
-        ) as session:
+        async with (
+            Simulator(SimConfig()) as sim,
+            client(sim.url(), auth=False, headers=headers) as session,
+        ):
             assert await session.recv_control() == error(402)
             assert await closed_code(session) == POLICY_VIOLATION
 
@@ -220,9 +224,10 @@ def test_msgpack_content_type_gives_binary_frames_with_timestamp_extension() -> 
     """``Content-Type: application/msgpack`` gives msgpack frames whose ``t`` is a Timestamp."""
 
     async def main() -> None:
-        async with Simulator(SimConfig(rate=None)) as sim, client(
-            sim.url(), msgpack_frames=True
-        ) as session:
+        async with (
+            Simulator(SimConfig(rate=None)) as sim,
+            client(sim.url(), msgpack_frames=True) as session,
+        ):
             await session.subscribe(quotes=["AAPL"], trades=["AAPL"], bars=["AAPL"])
             messages = await session.recv_data(6)
             assert all(isinstance(message["t"], msgpack.Timestamp) for message in messages)
@@ -315,7 +320,9 @@ def test_invalid_symbols_or_keys_get_400_and_leave_the_set_unchanged(
         async with Simulator(SimConfig(rate=0)) as sim, client(sim.url()) as session:
             await session.subscribe(trades=["MSFT"])
             assert await session.subscribe(**change) == error(400)
-            assert (await session.subscribe(bars=["SPY"])) == full_ack(trades=["MSFT"], bars=["SPY"])
+            assert (await session.subscribe(bars=["SPY"])) == full_ack(
+                trades=["MSFT"], bars=["SPY"]
+            )
 
     run(main)
 
@@ -364,9 +371,10 @@ def test_no_auth_within_the_deadline_gets_404_then_close() -> None:
     """A connection that does not authenticate within auth_timeout gets 404 and is closed."""
 
     async def main() -> None:
-        async with Simulator(SimConfig(auth_timeout=0.2)) as sim, client(
-            sim.url(), auth=False
-        ) as session:
+        async with (
+            Simulator(SimConfig(auth_timeout=0.2)) as sim,
+            client(sim.url(), auth=False) as session,
+        ):
             started = asyncio.get_running_loop().time()
             await session.ws.send(json.dumps({"action": "subscribe", "quotes": ["AAPL"]}))
             assert await session.recv_control() == error(401)
@@ -381,9 +389,10 @@ def test_symbol_limit_gets_405_and_keeps_the_previous_set() -> None:
     """Going over the trade+quote limit gets 405; the set stays as it was; bars do not count."""
 
     async def main() -> None:
-        async with Simulator(SimConfig(symbol_limit=3, rate=0)) as sim, client(
-            sim.url()
-        ) as session:
+        async with (
+            Simulator(SimConfig(symbol_limit=3, rate=0)) as sim,
+            client(sim.url()) as session,
+        ):
             await session.subscribe(quotes=["AAPL", "MSFT"], trades=["AAPL"])
             assert await session.subscribe(trades=["SPY"]) == error(405)
             ack = await session.subscribe(bars=["SPY", "QQQ", "TSLA", "NVDA"])
@@ -464,7 +473,7 @@ def test_unknown_paths_get_http_404() -> None:
                     async with connect(sim.base_url + path, open_timeout=TIMEOUT):
                         pass
                 assert raised.value.response.status_code == 404
-            assert sim.stats().connection_attempts == 2  # only the /v2/ paths count
+            assert sim.stats().connection_attempts == 0  # only valid /v2/{feed} paths count
 
     run(main)
 
@@ -489,21 +498,20 @@ def test_acks_always_carry_the_entire_set() -> None:
             assert await session.unsubscribe(quotes=["NOPE"]) == full_ack(
                 quotes=["SPY"], bars=["*"]
             )
-            assert sim.connections()[0].subscriptions == SubscriptionSet(
-                quotes={"SPY"}, bars={"*"}
-            )
+            assert sim.connections()[0].subscriptions == SubscriptionSet(quotes={"SPY"}, bars={"*"})
 
     run(main)
 
 
 def test_a_subscribe_fragmented_over_frames_is_reassembled() -> None:
     """A msgpack subscribe split into 32 KiB fragments, as alpaca-py sends it, is understood."""
-    symbols = [f"S{index:05d}" for index in range(6000)]
+    symbols = [f"S{index:05d}" for index in range(12_000)]
 
     async def main() -> None:
-        async with Simulator(SimConfig(symbol_limit=None, rate=0)) as sim, client(
-            sim.url(), msgpack_frames=True
-        ) as session:
+        async with (
+            Simulator(SimConfig(symbol_limit=None, rate=0)) as sim,
+            client(sim.url(), msgpack_frames=True) as session,
+        ):
             payload = msgpack.packb({"action": "subscribe", "quotes": symbols})
             fragment = 32_768
             assert len(payload) > 2 * fragment
@@ -860,9 +868,10 @@ def test_malformed_frames_are_broken_as_named(kind: str, msgpack_frames: bool) -
     """Each malformed kind produces the broken frame it names, in the session's encoding."""
 
     async def main() -> None:
-        async with Simulator(SimConfig(rate=0)) as sim, client(
-            sim.url(), msgpack_frames=msgpack_frames
-        ) as session:
+        async with (
+            Simulator(SimConfig(rate=0)) as sim,
+            client(sim.url(), msgpack_frames=msgpack_frames) as session,
+        ):
             await session.subscribe(quotes=["MSFT"])
             await sim.send_malformed(kind)
             frame = await session.recv_raw()
@@ -959,24 +968,40 @@ def test_send_fault_controls_a_simulator_in_another_thread() -> None:
         sim.wait_for(lambda stats: not stats.open_connections)
 
 
+def sim_parser() -> argparse.ArgumentParser:
+    """The ``streamfsm`` parser with only the ``sim`` command registered."""
+    parser = argparse.ArgumentParser(prog="streamfsm")
+    sim_command.add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
 def test_cli_fault_action_reaches_the_simulator(capsys: pytest.CaptureFixture[str]) -> None:
     """``streamfsm sim fault --url URL rate rate=0`` applies the fault and prints the result."""
-    from streamfsm.cli import build_parser
-
     with SimulatorThread(SimConfig()) as sim:
-        args = build_parser().parse_args(["sim", "fault", "--url", sim.base_url, "rate", "rate=0"])
+        args = sim_parser().parse_args(["sim", "fault", "--url", sim.base_url, "rate", "rate=0"])
         assert sim_command.run(args) == 0
         assert sim.stats().rate == 0
-        args = build_parser().parse_args(["sim", "fault", "--url", sim.base_url, "mute", "x=1"])
+        args = sim_parser().parse_args(["sim", "fault", "--url", sim.base_url, "mute", "x=1"])
         assert sim_command.run(args) == 1
-    assert "null" in capsys.readouterr().out
+        args = sim_parser().parse_args(["sim", "stats", "--url", sim.url()])
+        assert sim_command.run(args) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.split("\n", 1)[1])["rate"] == 0
+    assert "params" in err
 
 
 def test_cli_serves_until_sigint_and_prints_the_url_first() -> None:
     """``streamfsm sim`` prints its URL first and exits 0 on SIGINT."""
     env = {**os.environ, "PYTHONWARNINGS": "error"}
+    entry = (
+        "import argparse, sys\n"
+        "from streamfsm.sim import command\n"
+        "parser = argparse.ArgumentParser()\n"
+        "command.add_parser(parser.add_subparsers(dest='command'))\n"
+        "sys.exit(command.run(parser.parse_args(sys.argv[1:])))\n"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamfsm", "sim", "--port", "0", "--rate", "0"],
+        [sys.executable, "-c", entry, "sim", "--port", "0", "--rate", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -90,8 +90,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "sim",
         help="serve the Alpaca-protocol simulator on loopback, or control a running one",
-        description="Serve an Alpaca market-data stream simulator on loopback until Ctrl-C, "
-        "or send a fault to a running one.",
+        description="Without ACTION: serve an Alpaca market-data stream simulator on loopback "
+        "until Ctrl-C (the first line printed is its URL). With ACTION: control a running one.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -121,7 +121,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=[feed.value for feed in Feed],
         help="feeds the demo key is entitled to (default: all but sip)",
     )
-    parser.add_argument("--auth-timeout", type=float, default=SimConfig().auth_timeout)
+    parser.add_argument(
+        "--auth-timeout",
+        type=float,
+        default=SimConfig().auth_timeout,
+        help="seconds to authenticate before 404 (default %(default)s, as Alpaca)",
+    )
     parser.add_argument(
         "--reap-delay",
         type=float,
@@ -129,7 +134,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="seconds a closed connection keeps its key's slot (Alpaca: about 90)",
     )
     parser.add_argument("--no-compression", action="store_true", help="disable permessage-deflate")
-    actions = parser.add_subparsers(dest="sim_action", metavar="ACTION")
+    actions = parser.add_subparsers(dest="sim_action", metavar="ACTION", required=False)
     fault = actions.add_parser("fault", help="inject a fault into a running simulator")
     fault.add_argument("--url", required=True, help="any ws:// URL of the simulator")
     fault.add_argument("fault", choices=[item.value for item in Fault])

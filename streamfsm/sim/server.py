@@ -60,6 +60,9 @@ PING_TIMEOUT: Final = 20.0
 MAX_CLIENT_MESSAGE: Final = 1 << 20
 #: Close reasons must fit a control frame: 125 bytes minus the 2-byte code.
 MAX_CLOSE_REASON_BYTES: Final = 123
+#: Shutdown waits the close timeout plus this for clients to finish their close handshakes, then
+#: resets the stragglers (a client that stopped reading never sees our close frame).
+SHUTDOWN_MARGIN: Final = 0.5
 #: Default close code of the ``close`` fault.
 NORMAL_CLOSURE: Final = 1000
 #: Default error code of the ``fail_auth`` fault: Alpaca's connection limit.
@@ -219,17 +222,28 @@ class Simulator:
     async def aclose(self) -> None:
         """Stop serving: close every connection (1001 going away) and wait for their handlers.
 
-        Idempotent. Bounded by the configured close timeout when clients do not answer.
+        Idempotent. Takes at most the close timeout plus half a second: connections whose
+        client does not finish the close handshake by then are reset.
         """
         if self._closed:
             return
         self._closed = True
         if self._hub is not None:
             self._hub.shutdown()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            _log.info("sim_stopped")
+        server = self._server
+        if server is None:
+            return
+        server.close()
+        try:
+            async with asyncio.timeout(self._config.close_timeout + SHUTDOWN_MARGIN):
+                await server.wait_closed()
+        except TimeoutError:
+            stragglers = list(server.all_connections)
+            _log.warning("sim_close_timed_out", reset_connections=len(stragglers))
+            for connection in stragglers:
+                reset(connection.transport)
+            await server.wait_closed()
+        _log.info("sim_stopped")
 
     async def __aenter__(self) -> Simulator:
         await self.start()

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks: streamfsm against alpaca-py and bare read loops (``make bench``)."""
