@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
@@ -82,7 +83,8 @@ async def _serve(config: SimConfig) -> None:
     stop = asyncio.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
-    loop.add_reader(sys.stdin.fileno(), stop.set)  # the parent closed our stdin: leave
+    with contextlib.suppress(OSError):  # stdin a pipe: its end means the parent is gone
+        loop.add_reader(sys.stdin.fileno(), stop.set)
     async with Simulator(config) as sim:
         sys.stdout.write(f"{sim.url(Feed.IEX)}\n")
         sys.stdout.flush()

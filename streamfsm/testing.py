@@ -2,7 +2,7 @@
 
 ``FakeClock`` moves only when told to. ``FakeSessionPort`` records what a core asked of the I/O
 layer (sessions opened and closed, subscription changes, errors) so a test can answer as a server
-would, synchronously, through the core's fact inputs. Together with :class:`~streamfsm.runner.Runner`
+would, synchronously, through the core's fact inputs. With :class:`~streamfsm.runner.Runner`
 they drive a :class:`~streamfsm.core.ConnectionCore` deterministically, with no socket and no loop.
 For tests against a real socket, use :mod:`streamfsm.sim`.
 """

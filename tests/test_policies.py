@@ -52,7 +52,7 @@ def test_ceiling_does_not_overflow_on_long_outages() -> None:
 
 
 def test_breaker_trips_at_threshold_then_probes_once() -> None:
-    """N consecutive failures open the breaker; a failed probe reopens it with a longer cool-down."""
+    """N consecutive failures open the breaker; a failed probe reopens it, cooling down longer."""
     breaker = Breaker(BreakerPolicy(failure_threshold=3, cooldown=10, max_cooldown=25))
     for _ in range(2):
         assert not breaker.trips_on_failure()
@@ -61,12 +61,14 @@ def test_breaker_trips_at_threshold_then_probes_once() -> None:
     breaker.record_failure()
     assert breaker.open() == 10
     breaker.probe()
-    assert breaker.state is BreakerState.HALF_OPEN and breaker.trips_on_failure()
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.trips_on_failure()
     assert breaker.open() == 20
     breaker.probe()
     assert breaker.open() == 25
     breaker.record_success()
-    assert breaker.state is BreakerState.CLOSED and breaker.cooldown == 10
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.cooldown == 10
 
 
 def test_watchdog_watches_only_subscribed_channels_with_thresholds() -> None:
@@ -78,7 +80,8 @@ def test_watchdog_watches_only_subscribed_channels_with_thresholds() -> None:
     assert watchdog.deadline(0, {}, both) == 5
     assert watchdog.check(4.9, 0, {}, both) is None
     error = watchdog.check(5, 0, {}, both)
-    assert error is not None and error.channel == "quotes"
+    assert error is not None
+    assert error.channel == "quotes"
 
 
 def test_watchdog_counts_from_the_last_message() -> None:

@@ -285,7 +285,8 @@ class ControllerMachine(RuleBasedStateMachine):
         for record in self.records:
             assert is_edge(record), record
         for before, after in zip(self.records, self.records[1:], strict=False):
-            assert before.dst == after.src and after.seq == before.seq + 1
+            assert before.dst == after.src
+            assert after.seq == before.seq + 1
 
     @invariant()
     def connected_iff_subscribed(self) -> None:
@@ -343,7 +344,8 @@ class ControllerMachine(RuleBasedStateMachine):
         """8. After a fatal error: stopped, typed error kept, no attempt until the user starts."""
         if self.fatal_stop:
             assert self.core.state is State.STOPPED
-            assert self.core.last_error is not None and self.core.last_error.fatal
+            assert self.core.last_error is not None
+            assert self.core.last_error.fatal
 
     @invariant()
     def backoff_delays_within_bounds(self) -> None:
