@@ -977,7 +977,7 @@ def sim_parser() -> argparse.ArgumentParser:
 
 def test_cli_fault_action_reaches_the_simulator(capsys: pytest.CaptureFixture[str]) -> None:
     """``streamfsm sim fault --url URL rate rate=0`` applies the fault and prints the result."""
-    with SimulatorThread(SimConfig()) as sim:
+    with structlog.testing.capture_logs(), SimulatorThread(SimConfig()) as sim:
         args = sim_parser().parse_args(["sim", "fault", "--url", sim.base_url, "rate", "rate=0"])
         assert sim_command.run(args) == 0
         assert sim.stats().rate == 0

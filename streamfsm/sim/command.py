@@ -21,6 +21,7 @@ from websockets.exceptions import WebSocketException
 
 from streamfsm.config import Feed
 from streamfsm.errors import ConfigurationError
+from streamfsm.logs import configure_logging
 from streamfsm.sim.config import DEMO_KEY_ID, SimConfig
 from streamfsm.sim.control import ControlError, query_stats, send_fault
 from streamfsm.sim.faults import Fault
@@ -165,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         sys.stderr.write(f"streamfsm sim: {exc}\n")
         return EXIT_USAGE
+    configure_logging()  # events go to standard error; standard output starts with the URL
     return asyncio.run(_serve(config))
 
 
