@@ -40,7 +40,16 @@ from streamfsm.errors import (
 from streamfsm.journal import Journal, TransitionRecord
 from streamfsm.logs import StreamLogger, pin_transitions_logger
 from streamfsm.machine import State
-from streamfsm.models import Bar, DailyBar, Quote, Trade, UpdatedBar, to_alpaca, to_raw
+from streamfsm.models import (
+    Bar,
+    DailyBar,
+    Quote,
+    Trade,
+    UpdatedBar,
+    load_alpaca_models,
+    to_alpaca,
+    to_raw,
+)
 from streamfsm.policies import BreakerState
 from streamfsm.runner import Runner
 from streamfsm.session import Session, SessionHooks
@@ -656,6 +665,7 @@ def _deliveries(
 ) -> dict[type, Delivery]:
     convert: Callable[[Any], Any]
     if mode is ModelMode.ALPACA:
+        load_alpaca_models()
         convert = to_alpaca
     elif mode is ModelMode.RAW:
         convert = to_raw

@@ -25,6 +25,7 @@ or closes it with 1008 policy violation (every failed auth: 402, 406, 409, an in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import time
@@ -78,10 +79,15 @@ def error_message(code: int) -> str:
 
 
 def reset(transport: asyncio.Transport) -> None:
-    """Abort a TCP connection with a reset (RST), dropping unsent data."""
+    """Abort a TCP connection with a reset (RST), dropping unsent data.
+
+    A connection already closing is simply aborted: its socket may be shut down already.
+    """
     sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    if sock is not None and not transport.is_closing():
+        # OSError: the peer closed the socket meanwhile; aborting is still what is asked.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
     transport.abort()
 
 

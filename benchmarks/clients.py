@@ -1,0 +1,242 @@
+"""The clients under test, each run once against a replay server until it has N quotes.
+
+Every runner returns a :class:`Sample`: wall time and client-process CPU time between the first
+and the N-th quote handed to user code. User code is the same everywhere: one sync call that
+counts (alpaca-py requires coroutine handlers, so there it is awaited from one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+import msgpack
+import msgspec
+import websockets
+
+from benchmarks.server import SYMBOLS
+from streamfsm.config import StreamConfig
+from streamfsm.controller import StreamController
+from streamfsm.credentials import Credentials
+from streamfsm.models import Quote
+from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET
+
+__all__ = ["CLIENTS", "Counter", "Sample", "run_client"]
+
+#: Seconds a client may take for a run before it is recorded as failed (alpaca-py typed is slow).
+MIN_RUN_TIMEOUT: Final = 30.0
+#: Quotes per second below which the run timeout grows: the slowest client's rate, halved.
+SLOWEST_RATE: Final = 30_000.0
+#: alpaca-py's receive queue and frame limits are left at their defaults; ours too.
+MSGPACK_HEADERS: Final = {"Content-Type": "application/msgpack"}
+#: Frames up to this size are accepted by the bare loops (the replay's are ~10 KiB).
+MAX_FRAME_BYTES: Final = 8 * 1024 * 1024
+
+
+@attrs.frozen
+class Sample:
+    """One run of one client: N quotes, wall seconds and client CPU seconds, first to N-th."""
+
+    messages: int
+    wall: float
+    cpu: float
+
+    @property
+    def rate(self) -> float:
+        """Quotes per second."""
+        return self.messages / self.wall if self.wall > 0 else float("nan")
+
+    @property
+    def cpu_us_per_message(self) -> float:
+        """Client-process CPU microseconds per quote."""
+        return self.cpu / self.messages * 1e6
+
+
+class Counter:
+    """The user callback: counts quotes, stamps the first and the N-th, then sets ``done``."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.count = 0
+        self.done = threading.Event()
+        self.first_wall = self.first_cpu = self.last_wall = self.last_cpu = 0.0
+
+    def __call__(self, _message: object) -> None:
+        """Count one quote."""
+        self.count += 1
+        if self.count == 1:
+            self.first_wall, self.first_cpu = time.perf_counter(), time.process_time()
+        elif self.count == self.target:
+            self.last_wall, self.last_cpu = time.perf_counter(), time.process_time()
+            self.done.set()
+
+    def sample(self) -> Sample:
+        """The measurement, from the second to the N-th quote (the first starts the clocks)."""
+        if not self.done.is_set():
+            raise TimeoutError(f"received {self.count} of {self.target} quotes")
+        return Sample(
+            self.target - 1, self.last_wall - self.first_wall, self.last_cpu - self.first_cpu
+        )
+
+
+def run_timeout(messages: int) -> float:
+    """How long one client run may take."""
+    return max(MIN_RUN_TIMEOUT, messages / SLOWEST_RATE)
+
+
+def credentials() -> Credentials:
+    """The simulator's demo credentials."""
+    return Credentials(DEMO_KEY_ID, DEMO_SECRET)
+
+
+# ---------------------------------------------------------------- streamfsm
+
+
+def _streamfsm(mode: str) -> Callable[[str, int], Sample]:
+    def run(url: str, messages: int) -> Sample:
+        counter = Counter(messages)
+        controller = StreamController(
+            credentials(),
+            StreamConfig(url=url),
+            on_quote=counter,
+            models=mode,
+            symbols=SYMBOLS,
+        )
+        controller.start()
+        try:
+            counter.done.wait(run_timeout(messages))
+        finally:
+            controller.stop()
+        return counter.sample()
+
+    return run
+
+
+# ---------------------------------------------------------------- alpaca-py
+
+
+def alpaca_stream(url: str, *, raw: bool) -> Any:
+    """An alpaca-py ``StockDataStream`` aimed at the simulator."""
+    from alpaca.data.live.stock import StockDataStream
+
+    return StockDataStream(DEMO_KEY_ID, DEMO_SECRET, raw_data=raw, url_override=url)
+
+
+class AlpacaRunner:
+    """Runs an alpaca-py stream's ``_run_forever()`` on its own loop thread; stops it on demand."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.thread = threading.Thread(target=self._main, name="alpaca-py", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.run(self.stream._run_forever())
+
+    def start(self) -> None:
+        """Start the loop thread and wait until alpaca-py's loop exists."""
+        self.thread.start()
+        while self.stream._loop is None:
+            time.sleep(0.001)
+
+    def stop(self, timeout: float = MIN_RUN_TIMEOUT) -> None:
+        """alpaca-py's own ``stop()``, then wait for its loop to finish."""
+        self.stream.stop()
+        self.thread.join(timeout)
+
+
+def _alpaca(raw: bool) -> Callable[[str, int], Sample]:
+    def run(url: str, messages: int) -> Sample:
+        counter = Counter(messages)
+
+        async def on_quote(quote: object) -> None:
+            counter(quote)
+
+        stream = alpaca_stream(url, raw=raw)
+        stream.subscribe_quotes(on_quote, *SYMBOLS)
+        runner = AlpacaRunner(stream)
+        runner.start()
+        try:
+            counter.done.wait(run_timeout(messages))
+        finally:
+            runner.stop()
+        return counter.sample()
+
+    return run
+
+
+# ---------------------------------------------------------------- bare loops
+
+
+async def _handshake(ws: Any) -> None:
+    await ws.recv()  # [{"T": "success", "msg": "connected"}]
+    await ws.send(msgpack.packb({"action": "auth", "key": DEMO_KEY_ID, "secret": DEMO_SECRET}))
+    await ws.recv()  # authenticated
+    await ws.send(msgpack.packb({"action": "subscribe", "quotes": list(SYMBOLS)}))
+
+
+async def _bare_msgpack(url: str, counter: Counter) -> None:
+    async with websockets.connect(
+        url, additional_headers=MSGPACK_HEADERS, max_size=MAX_FRAME_BYTES
+    ) as ws:
+        await _handshake(ws)
+        while not counter.done.is_set():
+            for message in msgpack.unpackb(await ws.recv()):
+                if message["T"] == "q":
+                    counter(message)
+
+
+class _Subscription(msgspec.Struct, tag_field="T", tag="subscription"):
+    """The subscription ack; its fields are not needed."""
+
+
+class _Success(msgspec.Struct, tag_field="T", tag="success"):
+    """A success control message."""
+
+
+class _Error(msgspec.Struct, tag_field="T", tag="error"):
+    """An error control message."""
+
+
+_FRAME = msgspec.msgpack.Decoder(list[Quote | _Subscription | _Success | _Error])
+
+
+async def _bare_msgspec(url: str, counter: Counter) -> None:
+    decode = _FRAME.decode
+    async with websockets.connect(
+        url, additional_headers=MSGPACK_HEADERS, max_size=MAX_FRAME_BYTES
+    ) as ws:
+        await _handshake(ws)
+        while not counter.done.is_set():
+            for message in decode(await ws.recv()):
+                if type(message) is Quote:
+                    counter(message)
+
+
+def _bare(loop_body: Callable[[str, Counter], Any]) -> Callable[[str, int], Sample]:
+    def run(url: str, messages: int) -> Sample:
+        counter = Counter(messages)
+        asyncio.run(asyncio.wait_for(loop_body(url, counter), run_timeout(messages)))
+        return counter.sample()
+
+    return run
+
+
+#: Every client, by the name the report uses, in the order runs interleave.
+CLIENTS: Final[dict[str, Callable[[str, int], Sample]]] = {
+    "streamfsm fast": _streamfsm("fast"),
+    "streamfsm raw": _streamfsm("raw"),
+    "streamfsm alpaca": _streamfsm("alpaca"),
+    "alpaca-py raw_data": _alpaca(raw=True),
+    "alpaca-py typed": _alpaca(raw=False),
+    "websockets + msgpack": _bare(_bare_msgpack),
+    "websockets + msgspec": _bare(_bare_msgspec),
+}
+
+
+def run_client(name: str, url: str, messages: int) -> Sample:
+    """One run of the client called ``name``."""
+    return CLIENTS[name](url, messages)
