@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-smoke diagram clean
+.PHONY: demo test lint typecheck diagram-check pytest bench bench-smoke diagram clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/streamfsm demo
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) lint typecheck diagram-check pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check streamfsm tests benchmarks
@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict streamfsm
+
+diagram-check: $(STAMP)
+	$(BIN)/streamfsm diagram --check docs/state-diagram.md
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

@@ -14,7 +14,9 @@ from streamfsm.config import (
     StalePolicy,
     StreamConfig,
 )
+from streamfsm.controller import Health, StreamController
 from streamfsm.credentials import Credentials
+from streamfsm.machine import State
 
 __all__ = [
     "BackoffPolicy",
@@ -22,10 +24,13 @@ __all__ = [
     "Credentials",
     "Encoding",
     "Feed",
+    "Health",
     "Jitter",
     "ModelMode",
     "OverflowPolicy",
     "StalePolicy",
+    "State",
     "StreamConfig",
+    "StreamController",
     "errors",
 ]
