@@ -27,7 +27,7 @@ import enum
 import random
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 import attrs
 from transitions import EventData, Machine, MachineError
@@ -42,7 +42,13 @@ from streamfsm.errors import (
 from streamfsm.journal import TransitionRecord
 from streamfsm.machine import State, transition_dicts
 from streamfsm.policies import Backoff, Breaker, StaleWatchdog
-from streamfsm.subscriptions import EMPTY, Subscription, SubscriptionBook
+from streamfsm.subscriptions import (
+    CHANNELS,
+    EMPTY,
+    SUBSCRIBE,
+    Subscription,
+    SubscriptionBook,
+)
 
 __all__ = [
     "ArmTimer",
@@ -121,9 +127,6 @@ class ReportError:
 
 Command = OpenSession | CloseSession | SendChange | ArmTimer | CancelTimer | ReportError
 
-SUBSCRIBE: Final = "subscribe"
-UNSUBSCRIBE: Final = "unsubscribe"
-
 
 @attrs.define
 class ChannelActivity:
@@ -136,12 +139,6 @@ class ChannelActivity:
         """Forget everything: a new session starts."""
         self.last_seen.clear()
         self.received = False
-
-
-@attrs.frozen
-class _InFlight:
-    action: str
-    symbols: Subscription
 
 
 class ConnectionCore:
@@ -203,7 +200,6 @@ class ConnectionCore:
         self.subscribed_at: float | None = None
         self.state_since = clock()
         self.last_delay: float | None = None
-        self._in_flight: _InFlight | None = None
         self._seq = 0
         self._tokens = 0
         self._armed: dict[Timer, int] = {}
@@ -279,7 +275,8 @@ class ConnectionCore:
             return
         self.book.acknowledged(ack)
         if rejection is not None:
-            self._reject(self.book.desired, rejection)
+            self.book.rejected(refused=self.book.desired)
+            self._report_rejection(rejection)
         self._fire("ready", reason="subscribed")
 
     def session_ended(self, epoch: int, error: StreamError) -> None:
@@ -296,15 +293,15 @@ class ConnectionCore:
         if not self._current(epoch) or self.state is not State.SUBSCRIBED:
             return
         self.book.acknowledged(ack)
-        self._in_flight = None
+        self._arm_stale()
         self._sync_subscriptions()
 
     def change_rejected(self, epoch: int, error: ServerError) -> None:
         """The server refused the change in flight (405, 400, 410); its set is as before."""
         if not self._current(epoch) or self.state is not State.SUBSCRIBED:
             return
-        in_flight, self._in_flight = self._in_flight, None
-        self._reject(in_flight.symbols if in_flight else EMPTY, error, in_flight)
+        self.book.rejected()
+        self._report_rejection(error)
         self._sync_subscriptions()
 
     def timer_fired(self, timer: Timer, token: int) -> None:
@@ -340,7 +337,7 @@ class ConnectionCore:
     @property
     def change_in_flight(self) -> bool:
         """True while a subscribe or unsubscribe awaits the server's answer."""
-        return self._in_flight is not None
+        return self.book.in_flight is not None
 
     # ------------------------------------------------------------ guards (pure)
 
@@ -398,7 +395,6 @@ class ConnectionCore:
         self.connection_id = f"{self.correlation_id}-{self.epoch}"
         self.session_healthy = False
         self.book.connection_lost()
-        self._in_flight = None
         self.activity.clear()
         self._session_open = True
         self.outbox.append(OpenSession(self.epoch, self.connection_id, self.book.desired))
@@ -410,7 +406,7 @@ class ConnectionCore:
             self.reconnects += 1
         self._ever_subscribed = True
         self._arm(Timer.HEALTHY, self.config.healthy_after)
-        self._arm_stale(now)
+        self._arm_stale()
         self._sync_subscriptions()
 
     def _exit_subscribed(self, event: EventData) -> None:
@@ -510,13 +506,16 @@ class ConnectionCore:
         if self._armed.pop(timer, None) is not None:
             self.outbox.append(CancelTimer(timer))
 
-    def _arm_stale(self, now: float) -> None:
-        assert self.subscribed_at is not None  # only called while subscribed
+    def _arm_stale(self) -> None:
+        """(Re)arm the watchdog for the confirmed set; disarmed when nothing is watched."""
+        self._disarm(Timer.STALE)
+        if self.subscribed_at is None:
+            return
         deadline = self.watchdog.deadline(
             self.subscribed_at, self.activity.last_seen, self.book.confirmed
         )
         if deadline is not None:
-            self._arm(Timer.STALE, max(0.0, deadline - now))
+            self._arm(Timer.STALE, max(0.0, deadline - self.clock()))
 
     def _check_stale(self) -> None:
         if self.state is not State.SUBSCRIBED or self.subscribed_at is None:
@@ -528,7 +527,7 @@ class ConnectionCore:
             now, self.subscribed_at, self.activity.last_seen, self.book.confirmed
         )
         if error is None:
-            self._arm_stale(now)
+            self._arm_stale()
         else:
             self._fire("data_stale", reason="stale", error=error)
 
@@ -538,28 +537,21 @@ class ConnectionCore:
         self.breaker.record_success()
 
     def _sync_subscriptions(self) -> None:
-        if self.state is not State.SUBSCRIBED or self._in_flight is not None:
+        if self.state is not State.SUBSCRIBED:
             return
-        add, remove = self.book.diff()
-        if add:
-            self._in_flight = _InFlight(SUBSCRIBE, add)
-        elif remove:
-            self._in_flight = _InFlight(UNSUBSCRIBE, remove)
-        else:
+        confirmed = self.book.confirmed
+        change = self.book.next_change()
+        if change is None:
             return
-        self.outbox.append(SendChange(self.epoch, self._in_flight.action, self._in_flight.symbols))
-        if self.subscribed_at is not None:
-            self._disarm(Timer.STALE)
-            self._arm_stale(self.clock())
+        self.outbox.append(SendChange(self.epoch, change.action, change.symbols))
+        if change.action == SUBSCRIBE:
+            # A channel that starts streaming now is watched from now, not from the session start.
+            now = self.clock()
+            for channel in CHANNELS:
+                if change.symbols.channel(channel) and not confirmed.channel(channel):
+                    self.activity.last_seen[channel] = now
 
-    def _reject(
-        self, symbols: Subscription, error: ServerError, in_flight: _InFlight | None = None
-    ) -> None:
-        """Roll the desired set back to what the server keeps, and report ``error``."""
-        if in_flight is None or in_flight.action == SUBSCRIBE:
-            self.book.desired = self.book.desired - (symbols - self.book.confirmed)
-        else:
-            self.book.desired = self.book.desired | (symbols & self.book.confirmed)
+    def _report_rejection(self, error: ServerError) -> None:
         self.rejected_changes += 1
         self.last_error = error
         self.outbox.append(ReportError(error))

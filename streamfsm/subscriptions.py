@@ -17,7 +17,16 @@ import attrs
 
 from streamfsm.errors import InvalidSymbolError
 
-__all__ = ["CHANNELS", "Subscription", "SubscriptionBook", "validate_symbol"]
+__all__ = [
+    "CHANNELS",
+    "EMPTY",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "PendingChange",
+    "Subscription",
+    "SubscriptionBook",
+    "validate_symbol",
+]
 
 #: The market-data channels streamfsm subscribes, in wire order.
 CHANNELS: Final = ("trades", "quotes", "bars")
@@ -112,18 +121,30 @@ class Subscription:
 EMPTY: Final = Subscription()
 
 
+@attrs.frozen
+class PendingChange:
+    """One subscribe or unsubscribe message awaiting the server's answer."""
+
+    action: str
+    symbols: Subscription
+
+
+SUBSCRIBE: Final = "subscribe"
+UNSUBSCRIBE: Final = "unsubscribe"
+
+
 @attrs.define
 class SubscriptionBook:
-    """What the caller wants, what the server confirmed, and what is in flight.
+    """What the caller wants, what the server confirmed, and the one change in flight.
 
-    Invariants: ``pending_subscribe`` and ``confirmed`` are disjoint, ``pending_unsubscribe`` is
-    within ``confirmed``; ``resubscribe_set`` (confirmed plus pending subscribe, less pending
-    unsubscribe) is what a new connection asks for, and equals ``desired``.
+    Alpaca's acks carry no request id, so at most one change is in flight per connection and an
+    ack or an error answers that one. ``desired`` is what a new connection asks for in full; while
+    a session is live only the difference is sent, one message at a time.
     """
 
     desired: Subscription = EMPTY
     confirmed: Subscription = EMPTY
-    in_flight: Subscription | None = None
+    in_flight: PendingChange | None = None
 
     def want(self, add: Subscription = EMPTY, remove: Subscription = EMPTY) -> Subscription:
         """Record a change of the caller's wishes and return the new desired set."""
@@ -135,30 +156,46 @@ class SubscriptionBook:
         self.confirmed = EMPTY
         self.in_flight = None
 
-    def diff(self) -> tuple[Subscription, Subscription]:
-        """What to subscribe and unsubscribe so the server's set becomes ``desired``."""
-        return self.desired - self.confirmed, self.confirmed - self.desired
+    def next_change(self) -> PendingChange | None:
+        """The next message that brings the server towards ``desired``, now in flight.
 
-    def sent(self, target: Subscription) -> None:
-        """A change towards ``target`` was sent and awaits the server's ack."""
-        self.in_flight = target
+        Subscriptions go before unsubscriptions; None when in sync or a change is in flight.
+        """
+        if self.in_flight is not None:
+            return None
+        add, remove = self.desired - self.confirmed, self.confirmed - self.desired
+        if add:
+            self.in_flight = PendingChange(SUBSCRIBE, add)
+        elif remove:
+            self.in_flight = PendingChange(UNSUBSCRIBE, remove)
+        return self.in_flight
 
     def acknowledged(self, server_set: Subscription) -> None:
         """The server's ack lists its whole current set; that is what is confirmed now."""
         self.confirmed = server_set
         self.in_flight = None
 
-    def rejected(self, requested: Subscription, previous: Subscription) -> None:
-        """The server refused a change (405, 400, 410): its set is unchanged.
+    def rejected(self, refused: Subscription | None = None) -> None:
+        """The server refused a change (405, 400, 410); its set is unchanged.
 
-        The caller's wish is rolled back to what it was before the refused change, so the
-        rejected symbols are not requested again on every reconnect.
+        The refused symbols leave the caller's wish (for a refused unsubscribe, the symbols stay
+        wished for), so they are not requested again on every reconnect.
+
+        Args:
+            refused: the refused symbols; the change in flight when None.
         """
-        self.desired = previous
+        change = self.in_flight
         self.in_flight = None
-        del requested
+        if refused is not None:
+            change = PendingChange(SUBSCRIBE, refused)
+        if change is None:
+            return
+        if change.action == SUBSCRIBE:
+            self.desired = self.desired - (change.symbols - self.confirmed)
+        else:
+            self.desired = self.desired | (change.symbols & self.confirmed)
 
     @property
     def in_sync(self) -> bool:
-        """True when the server's confirmed set equals the caller's desired set."""
+        """True when nothing is in flight and the confirmed set equals the desired set."""
         return self.in_flight is None and self.confirmed == self.desired
