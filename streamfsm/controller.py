@@ -151,7 +151,10 @@ class StreamController:
         self._on_gap = on_gap
         self._journal = Journal(self.config.journal_size, self.config.journal_path)
         self._listeners: list[Callable[[TransitionRecord], object]] = []
-        self._iterators: list[asyncio.Queue[TransitionRecord]] = []
+        # Async waiters and iterators: each queue with the loop it belongs to.
+        self._iterators: list[
+            tuple[asyncio.AbstractEventLoop, asyncio.Queue[TransitionRecord]]
+        ] = []
         self._changed = threading.Condition()
         self.core = ConnectionCore(
             self.config,
@@ -340,21 +343,21 @@ class StreamController:
 
     async def await_state(self, state: State) -> None:
         """Wait in the loop until the controller is in ``state``; bound it with asyncio.timeout."""
-        queue = self._subscribe_records()
+        entry = self._subscribe_records()
         try:
             while self.core.state is not state:
-                await queue.get()
+                await entry[1].get()
         finally:
-            self._iterators.remove(queue)
+            self._iterators.remove(entry)
 
     async def transitions(self) -> AsyncIterator[TransitionRecord]:
         """Yield every transition record from now on, in the controller's loop."""
-        queue = self._subscribe_records()
+        entry = self._subscribe_records()
         try:
             while True:
-                yield await queue.get()
+                yield await entry[1].get()
         finally:
-            self._iterators.remove(queue)
+            self._iterators.remove(entry)
 
     async def __aenter__(self) -> StreamController:
         await self.astart()
@@ -452,14 +455,20 @@ class StreamController:
         finally:
             engine.pending.discard(future)
 
-    def _subscribe_records(self) -> asyncio.Queue[TransitionRecord]:
-        queue: asyncio.Queue[TransitionRecord] = asyncio.Queue()
-        self._iterators.append(queue)
-        return queue
+    def _subscribe_records(
+        self,
+    ) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[TransitionRecord]]:
+        entry = (asyncio.get_running_loop(), asyncio.Queue[TransitionRecord]())
+        self._iterators.append(entry)
+        return entry
 
     def _on_record(self, record: TransitionRecord) -> None:
         """after every transition, on the loop: journal, log, gaps, listeners, waiters."""
-        self._journal.append(record)
+        try:
+            self._journal.append(record)
+        except OSError as exc:
+            # Nothing after a state change may fail: the record stays in memory, the loss is loud.
+            self._log.error("journal_write_failed", error_type=type(exc).__name__, error=str(exc))
         self._log.info(
             "state_changed",
             src=record.src,
@@ -479,8 +488,15 @@ class StreamController:
                 listener(record)
             except Exception as exc:  # noqa: BLE001 - a user listener must never break a transition
                 self._log.error("listener_failed", error_type=type(exc).__name__, error=str(exc))
-        for queue in self._iterators:
-            queue.put_nowait(record)
+        for loop, queue in list(self._iterators):
+            if loop is self._loop:
+                queue.put_nowait(record)
+            else:
+                try:
+                    loop.call_soon_threadsafe(queue.put_nowait, record)
+                except RuntimeError:
+                    # That loop has closed; its waiter can never read again.
+                    self._iterators.remove((loop, queue))
         with self._changed:
             self._changed.notify_all()
 
@@ -604,6 +620,7 @@ class _Engine:
         finally:
             for name in controller._carried:
                 controller._carried[name] += int(getattr(self.dispatcher, name))
+            controller._journal.close()
             controller._detach()
             with controller._changed:
                 controller._changed.notify_all()

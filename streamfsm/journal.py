@@ -84,18 +84,26 @@ class Journal:
     def __init__(self, size: int, path: Path | None = None) -> None:
         self._ring: collections.deque[TransitionRecord] = collections.deque(maxlen=size)
         self._lock = threading.Lock()
+        self._path = path
         self._file: IO[str] | None = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("a", encoding="utf-8")
 
     def append(self, record: TransitionRecord) -> None:
-        """Keep ``record`` and, with a file, write and flush it as one line."""
+        """Keep ``record`` and, with a file, write and flush it as one line.
+
+        The file is opened for appending on first use (and again after :meth:`close`).
+
+        Raises:
+            OSError: when the journal file cannot be written; the record is kept in memory.
+        """
         with self._lock:
             self._ring.append(record)
-        if self._file is not None:
-            self._file.write(record.to_json() + "\n")
-            self._file.flush()
+        if self._path is None:
+            return
+        if self._file is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self._path.open("a", encoding="utf-8")
+        self._file.write(record.to_json() + "\n")
+        self._file.flush()
 
     def records(self) -> tuple[TransitionRecord, ...]:
         """The retained records, oldest first."""
@@ -103,7 +111,7 @@ class Journal:
             return tuple(self._ring)
 
     def close(self) -> None:
-        """Close the file, if any; idempotent."""
+        """Close the file, if open; idempotent. A later append reopens it."""
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -185,9 +185,9 @@ _Message: TypeAlias = (
 
 _CONTROL_TAGS: Final = frozenset({"success", "error", "subscription"})
 #: What msgspec raises on bad input: malformed or mistyped data (``ValidationError`` is a
-#: ``DecodeError``), nesting deeper than the interpreter's recursion limit, and lone surrogates
-#: in a ``str`` frame, which cannot have come from a WebSocket text frame.
-_DECODE_FAILURES: Final = (msgspec.DecodeError, RecursionError, UnicodeEncodeError)
+#: ``DecodeError``), nesting deeper than the interpreter's recursion limit, strings that are not
+#: UTF-8 (``UnicodeDecodeError``) and ``str`` frames with lone surrogates (``UnicodeEncodeError``).
+_DECODE_FAILURES: Final = (msgspec.DecodeError, RecursionError, UnicodeError)
 
 # ---------------------------------------------------------------- decoding
 

@@ -256,6 +256,15 @@ def test_to_alpaca_falls_back_to_model_construct_for_richer_models() -> None:
     assert converted.bid_price == QUOTE_WIRE["bp"]
 
 
+def test_load_alpaca_models_is_idempotent() -> None:
+    """Preloading alpaca-py twice keeps one conversion table that to_alpaca uses."""
+    models.load_alpaca_models()
+    table = dict(models._TO_ALPACA)
+    models.load_alpaca_models()
+    assert table == models._TO_ALPACA
+    assert isinstance(to_alpaca(fast(TRADE_WIRE)), alpaca.Trade)
+
+
 def test_to_alpaca_models_still_validate_assignment() -> None:
     """The alpaca-py model behaves as one built by alpaca-py: assignment is validated."""
     converted = to_alpaca(fast(QUOTE_WIRE))
