@@ -35,6 +35,7 @@ from streamfsm.errors import (
     ConfigurationError,
     ControllerStoppedError,
     ServerError,
+    ShutdownTimeoutError,
     StreamError,
 )
 from streamfsm.journal import Journal, TransitionRecord
@@ -178,6 +179,7 @@ class StreamController:
         self._loop_thread: int | None = None
         self._engine: _Engine | None = None
         self._thread: threading.Thread | None = None
+        self._root: asyncio.Task[None] | None = None
         self._lifecycle = threading.RLock()
         # Dispatcher counters of engines that have finished (start after stop keeps totals).
         self._carried = {"callback_errors": 0, "dropped": 0}
@@ -248,6 +250,9 @@ class StreamController:
             InvalidTransitionError: when it is already running.
             ControllerStoppedError: when the loop thread does not come up within ``timeout``.
         """
+        if self._on_loop_thread():
+            self._call(self.core.request_start)
+            return
         with self._lifecycle:
             if self._loop is None:
                 self._spawn_thread(timeout)
@@ -258,7 +263,15 @@ class StreamController:
 
         Idempotent. Called from inside a callback it stops the lifecycle and returns at once;
         the loop winds down right after the callback.
+
+        Raises:
+            ShutdownTimeoutError: when the loop thread is still running after ``timeout``.
         """
+        if self._on_loop_thread():
+            self._call(self.core.request_stop)
+            if self._engine is not None:
+                self._engine.finish()
+            return
         with self._lifecycle:
             if self._loop is None:
                 if self.core.state is not State.STOPPED:
@@ -268,8 +281,10 @@ class StreamController:
             engine, thread = self._engine, self._thread
             if engine is not None:
                 self._post(engine.finish)
-            if thread is not None and threading.get_ident() != self._loop_thread:
+            if thread is not None:
                 thread.join(timeout)
+                if thread.is_alive():
+                    raise ShutdownTimeoutError(timeout)
 
     def restart(self, *, force: bool = False) -> None:
         """Close the session and connect again; ``force`` also overrides an open breaker.
@@ -336,10 +351,11 @@ class StreamController:
             await asyncio.to_thread(self.stop)
             return
         self._call(self.core.request_stop)
-        engine = self._engine
+        engine, root = self._engine, self._root
         if engine is not None:
             engine.finish()
-            await self._root
+        if root is not None:
+            await root
 
     async def await_state(self, state: State) -> None:
         """Wait in the loop until the controller is in ``state``; bound it with asyncio.timeout."""
@@ -396,6 +412,9 @@ class StreamController:
 
         asyncio.run(main())
 
+    def _on_loop_thread(self) -> bool:
+        return self._loop is not None and threading.get_ident() == self._loop_thread
+
     def _attach(self, engine: _Engine, loop: asyncio.AbstractEventLoop) -> None:
         self._engine = engine
         self._loop = loop
@@ -406,6 +425,8 @@ class StreamController:
         self._engine = None
         self._loop = None
         self._loop_thread = None
+        self._thread = None
+        self._root = None
 
     def _post(self, action: Callable[[], object]) -> None:
         loop = self._loop

@@ -10,6 +10,7 @@ The hierarchy::
     │   ├── ControllerStoppedError      a command sent to a controller that no longer runs
     │   └── InvalidSymbolError          a symbol that is not a valid ticker
     ├── RemoteProtocolError             the peer sent something the protocol does not allow
+    ├── ShutdownTimeoutError            stop() gave up waiting for the loop thread to end
     ├── TransportError                  the socket failed: refused, reset, closed, timed out
     │   ├── ConnectTimeoutError         no connection, handshake or reply within its deadline
     │   ├── ConnectionClosedError       the peer or the network closed the session
@@ -63,6 +64,7 @@ __all__ = [
     "RemoteProtocolError",
     "ServerError",
     "ServerErrorSpec",
+    "ShutdownTimeoutError",
     "SlowClientError",
     "StaleConnectionError",
     "StreamError",
@@ -154,6 +156,18 @@ class InvalidSymbolError(LocalProtocolError, ValueError):
         self.symbol = symbol
         self.reason = reason
         super().__init__(f"invalid symbol {symbol!r}: {reason}")
+
+
+class ShutdownTimeoutError(StreamError):
+    """``stop()`` waited ``timeout`` seconds and the controller's loop thread still runs.
+
+    Attributes:
+        timeout: the seconds waited.
+    """
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        super().__init__(f"the controller's loop thread did not end within {timeout} s")
 
 
 # ---------------------------------------------------------------- remote and transport

@@ -23,10 +23,12 @@ from streamfsm.credentials import FINGERPRINT_CHARS, Credentials
 from streamfsm.errors import ConfigurationError
 
 __all__ = [
+    "ALPACA_AUTH_TIMEOUT",
     "ALPACA_REAP_DELAY",
     "DEFAULT_UNIVERSE",
     "DEMO_KEY_ID",
     "DEMO_SECRET",
+    "IEX_SYMBOL_LIMIT",
     "Replay",
     "SimConfig",
     "fingerprint",

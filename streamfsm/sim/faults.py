@@ -96,8 +96,10 @@ class UnknownConnectionError(LocalProtocolError, LookupError):
 #: Close codes an endpoint may send (RFC 6455 section 7.4; 1004-1006 and 1015 are reserved).
 _SENDABLE_CLOSE_CODES: Final = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 _APPLICATION_CLOSE_CODES: Final = range(3000, 5000)
-#: A frame that is neither msgpack (0xc1 is never used) nor JSON.
-_GARBAGE: Final = b"\xc1\xc1\x00 not a frame {"
+#: A frame that is neither JSON nor, with the 0xc1 bytes msgpack never uses in front, msgpack.
+#: Text frames must be UTF-8, so JSON connections get the printable part only.
+_GARBAGE_TEXT: Final = b"\x00 not a frame {"
+_GARBAGE_BINARY: Final = b"\xc1\xc1" + _GARBAGE_TEXT
 #: A type letter no Alpaca client dispatches.
 _UNKNOWN_TYPE: Final = "zz"
 
@@ -149,8 +151,7 @@ def malformed_frame(
     text = encoding is Encoding.JSON
     stamp = wire.stamp_for(encoding)
     if kind is MalformedKind.GARBAGE:
-        # Valid UTF-8 is required of text frames, so JSON connections get printable garbage.
-        return (_GARBAGE[2:] if text else _GARBAGE), text
+        return (_GARBAGE_TEXT if text else _GARBAGE_BINARY), text
     if kind is MalformedKind.TRUNCATED:
         whole = wire.encode([_sample_quote(symbol, stamp, now_ns)], encoding)
         return whole[: len(whole) // 2], text

@@ -38,13 +38,18 @@ TRADE_SIZE_RANGE: Final = (1, 500)
 BAR_VOLUME_RANGE: Final = (100, 50_000)
 BAR_TRADES_RANGE: Final = (1, 400)
 NS_PER_MINUTE: Final = 60_000_000_000
+#: Trade ids start at a random point below this, so feeds with different seeds differ.
+TRADE_ID_START_LIMIT: Final = 1_000_000
+#: Prices are in cents; the volume-weighted average keeps sub-cent precision like Alpaca's.
+PRICE_DECIMALS: Final = 2
+VWAP_DECIMALS: Final = 4
 #: The regular-trade condition "@" and the regular-quote condition "R".
 TRADE_CONDITIONS: Final = ("@",)
 QUOTE_CONDITIONS: Final = ("R",)
 
 
 def _cents(value: float) -> float:
-    return round(value, 2)
+    return round(value, PRICE_DECIMALS)
 
 
 class _Walk:
@@ -56,7 +61,7 @@ class _Walk:
         self.rng = random.Random(f"{seed}/{symbol}")
         self.mid = self.rng.uniform(*START_PRICE_RANGE)
         self.tape = self.rng.choice(TAPES)
-        self.trade_id = self.rng.randrange(1, 1_000_000)
+        self.trade_id = self.rng.randrange(1, TRADE_ID_START_LIMIT)
         self.bar_open = self.bar_high = self.bar_low = self.mid
         self.seq: dict[str, int] = {}
 
@@ -164,7 +169,7 @@ class MarketFeed:
             "c": close,
             "v": rng.randint(*BAR_VOLUME_RANGE),
             "n": rng.randint(*BAR_TRADES_RANGE),
-            "vw": round(rng.uniform(low, high), 4),
+            "vw": round(rng.uniform(low, high), VWAP_DECIMALS),
             "t": stamp(now_ns - now_ns % NS_PER_MINUTE),
             SEQ_KEY: walk.next_seq("bars"),
         }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
@@ -24,6 +25,7 @@ from streamfsm.sim.config import is_valid_symbol
 
 __all__ = [
     "DATA_CHANNELS",
+    "DERIVED_CHANNELS",
     "FOREIGN_CHANNELS",
     "LIMITED_CHANNELS",
     "STOCK_CHANNELS",
@@ -90,12 +92,16 @@ class AuthRequest:
     secret: str = attrs.field(repr=False)
 
 
+def _read_only(value: Mapping[str, tuple[str, ...]]) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType(dict(value))
+
+
 @attrs.frozen
 class SubscriptionChange:
     """A subscribe or unsubscribe request: symbols per stock channel, in request order."""
 
     action: Action
-    channels: Mapping[str, tuple[str, ...]]
+    channels: Mapping[str, tuple[str, ...]] = attrs.field(converter=_read_only)
 
 
 def _symbols(channel: str, value: object) -> tuple[str, ...]:

@@ -174,10 +174,9 @@ class Simulator:
 
     Use it as ``async with Simulator(SimConfig(...)) as sim:``; every method runs on the event
     loop that started it (use :class:`~streamfsm.sim.SimulatorThread` from other threads).
-    Fault methods return the ids of the connections they acted on.
-
-    Raises:
-        LocalProtocolError: from any method but ``url``-free accessors when not started.
+    Fault methods return the ids of the connections they acted on. Faults, waits and rate
+    changes raise :class:`~streamfsm.errors.LocalProtocolError` before :meth:`start` and after
+    :meth:`aclose`; :meth:`stats` keeps working after :meth:`aclose`.
     """
 
     def __init__(self, config: SimConfig | None = None) -> None:
@@ -300,8 +299,14 @@ class Simulator:
     # ------------------------------------------------------------ observation
 
     def stats(self) -> SimStats:
-        """A snapshot of counters and connections."""
-        return self._require().stats()
+        """A snapshot of counters and connections; still available after :meth:`aclose`.
+
+        Raises:
+            LocalProtocolError: before :meth:`start`.
+        """
+        if self._hub is None:
+            raise LocalProtocolError("the simulator has not started")
+        return self._hub.stats()
 
     def connections(self) -> tuple[ConnectionInfo, ...]:
         """Snapshots of the remembered data connections, in id order."""

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
     from streamfsm.sim.hub import Hub
 
-__all__ = ["Session", "reset"]
+__all__ = ["Session", "error_message", "reset"]
 
 KEY_HEADER: Final = "APCA-API-KEY-ID"
 SECRET_HEADER: Final = "APCA-API-SECRET-KEY"
@@ -109,9 +109,6 @@ class Session:
         request = ws.request
         headers = request.headers if request is not None else None
         self.encoding = wire.encoding_for(headers.get("Content-Type") if headers else None)
-        self._header_auth = (
-            (headers.get(KEY_HEADER), headers.get(SECRET_HEADER)) if headers else (None, None)
-        )
         self._text = self.encoding is Encoding.JSON
         self._stamp = wire.stamp_for(self.encoding)
         self.key_id: str | None = None
@@ -177,14 +174,19 @@ class Session:
     # ------------------------------------------------------------ the reader
 
     async def _read(self) -> None:
+        deadline = asyncio.get_running_loop().time() + self.hub.config.auth_timeout
         try:
             await self._send_control(wire.connected())
-            key, secret = self._header_auth
-            if (key is not None or secret is not None) and not await self._authenticate(
-                key or "", secret or ""
+            request = self.ws.request
+            headers = request.headers if request is not None else None
+            if (
+                headers is not None
+                and (KEY_HEADER in headers or SECRET_HEADER in headers)
+                and not await self._authenticate(
+                    headers.get(KEY_HEADER, ""), headers.get(SECRET_HEADER, "")
+                )
             ):
                 return
-            deadline = asyncio.get_running_loop().time() + self.hub.config.auth_timeout
             while True:
                 if self.key_id is None:
                     try:

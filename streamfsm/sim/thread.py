@@ -133,12 +133,17 @@ class SimulatorThread:
     def _call(
         self, make: Callable[[], Coroutine[Any, Any, _T]], timeout: float | None = None
     ) -> _T:
-        loop = self._loop
-        if loop is None or not self._started.is_set() or self._startup_error is not None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive() or self._startup_error:
             raise LocalProtocolError("the simulator thread is not running")
-        if threading.current_thread() is self._thread:
+        if threading.current_thread() is thread:
             raise LocalProtocolError("on the simulator's own loop, await the Simulator's methods")
-        future = asyncio.run_coroutine_threadsafe(make(), loop)
+        coroutine = make()
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError:  # the loop closed since the check: the thread is ending
+            coroutine.close()
+            raise LocalProtocolError("the simulator thread is not running") from None
         limit = self._call_timeout if timeout is None else timeout
         try:
             return future.result(limit)
@@ -176,7 +181,13 @@ class SimulatorThread:
         return self._simulator.control_url
 
     def stats(self) -> SimStats:
-        """A snapshot of counters and connections, taken on the simulator's loop."""
+        """A snapshot of counters and connections, taken on the simulator's loop.
+
+        After :meth:`stop` it returns the final state (nothing changes it any more).
+        """
+        thread = self._thread
+        if thread is not None and self._started.is_set() and not thread.is_alive():
+            return self._simulator.stats()
         return self._call(self._stats)
 
     def connections(self) -> tuple[ConnectionInfo, ...]:

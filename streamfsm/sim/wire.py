@@ -29,6 +29,7 @@ __all__ = [
     "encode",
     "encoding_for",
     "error",
+    "msgpack_timestamp",
     "rfc3339",
     "stamp_for",
 ]
