@@ -469,3 +469,25 @@ def test_secret_never_appears_in_logs(sim: SimulatorThread) -> None:
     assert '"action":"auth"' not in text
     changes = [e for e in logs if e["event"] == "state_changed"]
     assert len(changes) == len(ctl.journal())
+
+
+def test_journal_file_verifies_against_the_table(sim: SimulatorThread, tmp_path: Any) -> None:
+    """The JSON Lines journal of a real run with a drop passes `audit verify` and has a timeline."""
+    from streamfsm.audit import verify_file
+    from streamfsm.timeline import build_timelines
+
+    path = tmp_path / "journal.jsonl"
+    config = StreamConfig(**{**_fields(FAST), "url": sim.url("iex"), "journal_path": path})
+    ctl = StreamController(CREDENTIALS, config, on_quote=Recorder(), symbols=["AAPL"])
+    ctl.start()
+    assert ctl.wait_for(State.SUBSCRIBED, WAIT)
+    sim.drop()
+    assert ctl.wait_for(State.BACKOFF, WAIT)
+    assert ctl.wait_for(State.SUBSCRIBED, WAIT)
+    ctl.stop()
+    assert_clean(ctl, sim)
+    assert verify_file(path) == []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(ctl.journal())
+    (timeline,) = build_timelines(ctl.journal())
+    assert timeline.attempts == 2

@@ -18,6 +18,7 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from streamfsm.audit import verify_records
 from streamfsm.config import BackoffPolicy, BreakerPolicy, StalePolicy, StreamConfig
 from streamfsm.core import ConnectionCore, SendChange
 from streamfsm.credentials import Credentials
@@ -284,6 +285,7 @@ class ControllerMachine(RuleBasedStateMachine):
         assert isinstance(self.core.state, State)
         for record in self.records:
             assert is_edge(record), record
+        assert verify_records(self.records) == []
         for before, after in zip(self.records, self.records[1:], strict=False):
             assert before.dst == after.src
             assert after.seq == before.seq + 1
