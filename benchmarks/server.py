@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
@@ -85,9 +86,12 @@ async def _serve(config: SimConfig) -> None:
         loop.add_signal_handler(number, stop.set)
     with contextlib.suppress(OSError):  # stdin a pipe: its end means the parent is gone
         loop.add_reader(sys.stdin.fileno(), stop.set)
+    # Logs may go to stdout; only the URL may: point fd 1 at stderr, keep the pipe for the URL.
+    pipe = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     async with Simulator(config) as sim:
-        sys.stdout.write(f"{sim.url(Feed.IEX)}\n")
-        sys.stdout.flush()
+        pipe.write(f"{sim.url(Feed.IEX)}\n")
+        pipe.close()
         await stop.wait()
 
 
@@ -97,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("mode", choices=("replay", "walk"))
     parser.add_argument("--messages", type=int, default=1, help="replay: quotes per connection")
     parser.add_argument("--rate", type=float, default=0.0, help="walk: messages per second")
+    parser.add_argument("--batch", type=int, default=1, help="walk: messages per frame")
     args = parser.parse_args(argv)
     common: dict[str, Any] = {
         "symbol_limit": None,
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         frames, repeat = build_frames(args.messages)
         config = SimConfig(rate=0.0, replay=Replay(frames=frames, repeat=repeat), **common)
     else:
-        config = SimConfig(rate=args.rate, **common)
+        config = SimConfig(rate=args.rate, batch=args.batch, **common)
     asyncio.run(_serve(config))
 
 

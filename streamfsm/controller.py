@@ -44,12 +44,12 @@ from streamfsm.machine import State
 from streamfsm.models import (
     Bar,
     DailyBar,
+    MarketData,
     Quote,
     Trade,
     UpdatedBar,
-    load_alpaca_models,
-    to_alpaca,
-    to_raw,
+    alpaca_converter,
+    raw_converter,
 )
 from streamfsm.policies import BreakerState
 from streamfsm.runner import Runner
@@ -701,27 +701,24 @@ def _model_mode(models: ModelMode | str) -> ModelMode:
 def _deliveries(
     mode: ModelMode, on_quote: Callback | None, on_trade: Callback | None, on_bar: Callback | None
 ) -> dict[type, Delivery]:
-    convert: Callable[[Any], Any]
-    if mode is ModelMode.ALPACA:
-        load_alpaca_models()
-        convert = to_alpaca
-    elif mode is ModelMode.RAW:
-        convert = to_raw
-    else:
-        convert = _identity
+    """The callback of each fast struct type, with the conversion its model mode asks for."""
+    wanted: list[tuple[str, Callback | None, tuple[type[MarketData], ...]]] = [
+        ("on_quote", on_quote, (Quote,)),
+        ("on_trade", on_trade, (Trade,)),
+        ("on_bar", on_bar, (Bar, UpdatedBar, DailyBar)),
+    ]
     deliveries: dict[type, Delivery] = {}
-    if on_quote is not None:
-        deliveries[Quote] = Delivery("on_quote", on_quote, convert)
-    if on_trade is not None:
-        deliveries[Trade] = Delivery("on_trade", on_trade, convert)
-    if on_bar is not None:
-        for bar_type in (Bar, UpdatedBar, DailyBar):
-            deliveries[bar_type] = Delivery("on_bar", on_bar, convert)
+    for name, callback, kinds in wanted:
+        if callback is None:
+            continue
+        for kind in kinds:
+            convert: Callable[[Any], Any] | None = None
+            if mode is ModelMode.ALPACA:
+                convert = alpaca_converter(kind)
+            elif mode is ModelMode.RAW:
+                convert = raw_converter(kind)
+            deliveries[kind] = Delivery(name, callback, convert)
     return deliveries
-
-
-def _identity(message: Any) -> Any:
-    return message
 
 
 # Controllers still running at interpreter exit are stopped gracefully, never mid-frame.

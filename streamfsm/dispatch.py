@@ -33,17 +33,30 @@ LOG_EVERY = 1000
 
 
 class Delivery:
-    """One user callback and how to call it."""
+    """One user callback and how to call it.
 
-    __slots__ = ("callback", "convert", "is_async", "name")
+    Args:
+        name: the callback's role, for logs (``on_quote``...).
+        callback: the user's function or coroutine function.
+        convert: turns a fast struct into what the callback expects; None hands it as it is.
+    """
+
+    __slots__ = ("call", "callback", "convert", "is_async", "name")
 
     def __init__(
-        self, name: str, callback: Callable[[Any], object], convert: Callable[[Any], Any]
+        self,
+        name: str,
+        callback: Callable[[Any], object],
+        convert: Callable[[Any], Any] | None = None,
     ) -> None:
         self.name = name
         self.callback = callback
         self.convert = convert
         self.is_async = inspect.iscoroutinefunction(callback)
+        #: One call per message: the callback itself when there is nothing to convert.
+        self.call: Callable[[Any], object] = (
+            callback if convert is None else lambda message: callback(convert(message))
+        )
 
 
 class _Notice:
@@ -142,19 +155,21 @@ class Dispatcher:
 
     async def _deliver(self, batch: list[Any]) -> None:
         deliveries = self._deliveries
+        delivered = 0
         for message in batch:
             if self._closed:
-                return
+                break
             delivery = deliveries.get(type(message))
             if delivery is None:
                 continue
+            delivered += 1
             try:
-                result = delivery.callback(delivery.convert(message))
+                result = delivery.call(message)
                 if delivery.is_async:
                     await result  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001 - a user callback must never kill the stream
                 self._callback_failed(delivery, message, exc)
-            self.delivered += 1
+        self.delivered += delivered
 
     def _callback_failed(self, delivery: Delivery, message: Any, exc: Exception) -> None:
         self.callback_errors += 1

@@ -58,8 +58,10 @@ __all__ = [
     "Trade",
     "TradingStatus",
     "UpdatedBar",
+    "alpaca_converter",
     "decimal_price",
     "load_alpaca_models",
+    "raw_converter",
     "to_alpaca",
     "to_raw",
 ]
@@ -308,6 +310,25 @@ def _builder(cls: type[_Model], struct: type[MarketData]) -> Callable[[MarketDat
 
 
 _TO_ALPACA: dict[type[MarketData], Callable[[MarketData], BaseModel]] = {}
+
+
+def raw_converter(kind: type[MarketData]) -> Callable[[Any], dict[str, Any]]:
+    """:func:`to_raw` for one struct type, without the per-message type dispatch.
+
+    Raises:
+        KeyError: when ``kind`` is not one of this module's market-data structs.
+    """
+    return _TO_RAW[kind]
+
+
+def alpaca_converter(kind: type[MarketData]) -> Callable[[Any], BaseModel]:
+    """:func:`to_alpaca` for one struct type, alpaca-py's models imported now.
+
+    Raises:
+        KeyError: when ``kind`` is not one of this module's market-data structs.
+    """
+    load_alpaca_models()
+    return _TO_ALPACA[kind]
 
 
 def load_alpaca_models() -> None:

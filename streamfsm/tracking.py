@@ -12,6 +12,7 @@ first message after the reconnect, so a pricing service knows exactly which wind
 from __future__ import annotations
 
 import collections
+import operator
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Final
@@ -33,6 +34,7 @@ CHANNEL_OF: Final[dict[type, str]] = {
     DailyBar: "bars",
     TradingStatus: "statuses",
 }
+_symbol_of: Final = operator.attrgetter("symbol")
 #: Gap reports kept for ``health()``.
 RECENT_GAPS: Final = 100
 
@@ -65,6 +67,7 @@ class DataTracker:
         self.latest: dict[str, dict[str, Any]] = {
             channel: {} for channel in (*CHANNELS, "statuses")
         }
+        self._latest_of_type = {kind: self.latest[channel] for kind, channel in CHANNEL_OF.items()}
         self.counts: dict[str, int] = dict.fromkeys((*CHANNELS, "statuses"), 0)
         self.last_at: dict[str, float] = {}
         self.malformed_frames = 0
@@ -73,18 +76,30 @@ class DataTracker:
         self._open: dict[tuple[str, str], tuple[datetime | None, datetime]] = {}
 
     def observe(self, data: list[Any], now: float) -> None:
-        """Record one frame's market data received at monotonic time ``now``."""
-        activity = self.activity
-        activity.received = True
-        last_seen = activity.last_seen
-        latest = self.latest
+        """Record one frame's market data received at monotonic time ``now``.
+
+        Per message this is one dictionary write (the latest message of its symbol), done by C
+        loops when the frame holds one message type, as Alpaca's frames usually do.
+        """
+        self.activity.received = True
+        last_seen = self.activity.last_seen
         counts = self.counts
-        channel_of = CHANNEL_OF
-        for message in data:
-            channel = channel_of[type(message)]
-            latest[channel][message.symbol] = message
+        kinds = set(map(type, data))
+        if len(kinds) == 1:
+            # The usual frame holds one message type: let C loops do the per-message work.
+            kind = kinds.pop()
+            self._latest_of_type[kind].update(zip(map(_symbol_of, data), data, strict=True))
+            channel = CHANNEL_OF[kind]
+            counts[channel] += len(data)
             last_seen[channel] = now
-            counts[channel] += 1
+        else:
+            latest_of = self._latest_of_type
+            for message in data:
+                kind = type(message)
+                latest_of[kind][message.symbol] = message
+                counts[CHANNEL_OF[kind]] += 1
+            for kind in kinds:
+                last_seen[CHANNEL_OF[kind]] = now
         if self._open:
             self._close_gaps(data)
 

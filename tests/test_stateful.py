@@ -95,7 +95,7 @@ class ControllerMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.callback_calls = 0
         self.dispatcher = Dispatcher(
-            {Quote: Delivery("on_quote", self._raising_callback, lambda m: m)},
+            {Quote: Delivery("on_quote", self._raising_callback)},
             bound=100,
             overflow=CONFIG.overflow,
             log=StreamLogger(test="stateful"),

@@ -1,0 +1,234 @@
+"""Budgets, machine facts, ``results/latest.json`` and ``docs/benchmarks.md``."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["budgets", "machine", "write_json", "write_markdown"]
+
+#: Throughput budgets from DESIGN.md: (client, reference, minimum ratio).
+THROUGHPUT_BUDGETS: Final = (
+    ("streamfsm fast", "websockets + msgpack", 2.0),
+    ("streamfsm fast", "websockets + msgspec", 0.8),
+    ("streamfsm raw", "websockets + msgpack", 1.5),
+    ("streamfsm alpaca", "alpaca-py typed", 2.0),
+)
+#: stop() must return within this many milliseconds from every state.
+STOP_BUDGET_MS: Final = 50.0
+#: Idle-like states may use at most this share of a core.
+IDLE_BUDGET: Final = 0.01
+#: Data must flow again within the first backoff plus this many milliseconds.
+RECONNECT_SLACK_MS: Final = 50.0
+#: The streamfsm states whose CPU the idle budget covers.
+IDLE_STATES: Final = ("idle", "subscribed (quiet)", "backoff", "circuit_open")
+LIBRARIES: Final = ("alpaca-py", "websockets", "msgspec", "msgpack", "streamfsm")
+
+
+def machine() -> dict[str, Any]:
+    """Facts about this machine and the library versions."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "versions": versions,
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def budgets(results: dict[str, Any], reconnect_backoff_ms: float) -> list[dict[str, Any]]:
+    """Every budget with its measured value and whether it is met."""
+    rows: list[dict[str, Any]] = []
+    clients = results["throughput"]["clients"]
+    for client, reference, minimum in THROUGHPUT_BUDGETS:
+        mine, theirs = clients.get(client, {}), clients.get(reference, {})
+        if "rate" not in mine or "rate" not in theirs:
+            continue
+        ratio = mine["rate"] / theirs["rate"]
+        cpu_ratio = theirs["cpu_us_per_message"] / mine["cpu_us_per_message"]
+        rows.append(
+            {
+                "budget": f"{client} >= {minimum:g}x {reference} (msgs/s)",
+                "measured": f"{ratio:.2f}x msgs/s; {cpu_ratio:.2f}x by CPU per message",
+                "met": ratio >= minimum,
+                "met_by_cpu": cpu_ratio >= minimum,
+            }
+        )
+    stops = results.get("stop", {}).get("streamfsm", {})
+    if stops:
+        worst = max(stops, key=lambda state: stops[state]["stop_ms"])
+        rows.append(
+            {
+                "budget": f"streamfsm stop() < {STOP_BUDGET_MS:g} ms from every state (median)",
+                "measured": f"worst {stops[worst]['stop_ms']:.2f} ms ({worst})",
+                "met": stops[worst]["stop_ms"] < STOP_BUDGET_MS,
+            }
+        )
+        idle = {state: stops[state]["cpu_share"] for state in IDLE_STATES if state in stops}
+        worst_idle = max(idle, key=idle.__getitem__)
+        rows.append(
+            {
+                "budget": f"streamfsm idle < {IDLE_BUDGET:.0%} of a core ({', '.join(idle)})",
+                "measured": f"worst {idle[worst_idle]:.3%} ({worst_idle})",
+                "met": idle[worst_idle] < IDLE_BUDGET,
+            }
+        )
+    reconnect = results.get("reconnect", {}).get("streamfsm")
+    if reconnect:
+        limit = reconnect_backoff_ms + RECONNECT_SLACK_MS
+        rows.append(
+            {
+                "budget": f"streamfsm data again <= first backoff + {RECONNECT_SLACK_MS:g} ms "
+                f"({limit:g} ms)",
+                "measured": f"median {reconnect['median_ms']:.0f} ms, "
+                f"max {reconnect['max_ms']:.0f} ms",
+                "met": reconnect["max_ms"] <= limit,
+            }
+        )
+    rows.append(
+        {
+            "budget": "bounded memory with a 10x slower consumer",
+            "measured": "not measured",
+            "met": None,
+        }
+    )
+    return rows
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    """Write ``results`` as indented JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+
+
+def _load(results: dict[str, Any]) -> str:
+    start = results["machine"].get("load_average_at_start")
+    end = results.get("load_average_at_end")
+    if not start or not end:
+        return ""
+    return f", 1-minute load average {start[0]:.2f} at start and {end[0]:.2f} at end"
+
+
+def _verdict(met: bool | None) -> str:
+    return "n/a" if met is None else ("met" if met else "**missed**")
+
+
+def write_markdown(results: dict[str, Any], reading: str, path: Path) -> None:
+    """Regenerate ``docs/benchmarks.md`` from ``results``."""
+    facts = results["machine"]
+    tp = results["throughput"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m benchmarks.run`); do not edit by hand.",
+        f"Mode: **{results['mode']}**. Raw figures: `benchmarks/results/latest.json`.",
+        "",
+        f"Machine: {facts['cpu_count']} CPUs, {facts['platform']}, "
+        f"{facts['implementation']} {facts['python']}{_load(results)}. Versions: "
+        + ", ".join(f"{name} {version}" for name, version in facts["versions"].items())
+        + ".",
+        "",
+        "## Throughput",
+        "",
+        f"{tp['messages']:,} quotes per run on {len(tp['symbols'])} symbols, "
+        f"{tp['quotes_per_frame']} per msgpack frame, permessage-deflate "
+        f"{'on' if tp['compression'] else 'off'}, from a replay simulator in its own process. "
+        f"Clients run in turn, rotated each round; medians of {tp['runs']} runs. CPU is the "
+        "client process's `time.process_time`, first to last quote.",
+        "",
+        "| client | msgs/s (median) | CPU µs/msg (median) | runs ok |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, figures in tp["clients"].items():
+        if "rate" in figures:
+            lines.append(
+                f"| {name} | {figures['rate']:,.0f} | {figures['cpu_us_per_message']:.2f} | "
+                f"{figures['ok']}/{tp['runs']} |"
+            )
+        else:
+            lines.append(f"| {name} | failed | — | 0/{tp['runs']} ({figures.get('error')}) |")
+    lines += [
+        "",
+        "## Budgets",
+        "",
+        "Throughput budgets are judged on msgs/s as DESIGN.md states them; the CPU verdict "
+        "judges the same ratio on client CPU per message, which does not depend on the "
+        "simulator's pace or on other load on the machine.",
+        "",
+        "| budget | measured | verdict | verdict by CPU/msg |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {row['budget']} | {row['measured']} | {_verdict(row['met'])} | "
+        f"{_verdict(row.get('met_by_cpu'))} |"
+        for row in results["budgets"]
+    ]
+    if "stop" in results:
+        lines += [
+            "",
+            "## stop() latency and CPU by state",
+            "",
+            f"Median of {results['stop_repeats']} stops; CPU is the benchmark process's share of "
+            f"a core over {results['cpu_window_s']:g} s in that state. For alpaca-py, stop is "
+            "`stop()` plus the join of the thread running its loop.",
+            "",
+            "| library | state | stop ms (median) | stop ms (max) | CPU (share of a core) |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for library, states in results["stop"].items():
+            lines += [
+                f"| {library} | {state} | {fig['stop_ms']:.2f} | {fig['stop_ms_max']:.2f} | "
+                f"{fig['cpu_share']:.2%} |"
+                for state, fig in states.items()
+            ]
+    if "reconnect" in results:
+        lines += [
+            "",
+            "## Reconnect after a TCP reset",
+            "",
+            f"`drop` fault (SO_LINGER 0 reset) to the first quote on the new connection; "
+            f"streamfsm's first backoff is {results['reconnect_backoff_ms']:g} ms with full "
+            "jitter, alpaca-py's is its own (1 s minimum, jittered).",
+            "",
+            "| library | median ms | max ms | runs |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {library} | {fig['median_ms']:.1f} | {fig['max_ms']:.1f} | {fig['runs']} |"
+            for library, fig in results["reconnect"].items()
+        ]
+    if "latency" in results:
+        lines += [
+            "",
+            "## Latency at a fixed rate",
+            "",
+            "Simulator stamp (`time.time_ns()` before encoding a frame) to the callback's "
+            f"`time.time()`, at {results['latency_rate']:,.0f} msgs/s in frames of "
+            f"{results['latency_batch']}; quotes after a 0.5 s warm-up.",
+            "",
+            "| client | p50 µs | p99 µs | quotes |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, fig in results["latency"].items():
+            if "p50_us" in fig:
+                lines.append(
+                    f"| {name} | {fig['p50_us']:.0f} | {fig['p99_us']:.0f} | {fig['samples']:.0f} |"
+                )
+            else:
+                lines.append(f"| {name} | failed | — | {fig.get('error')} |")
+    lines += ["", "## Reading", "", reading, ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
