@@ -83,6 +83,7 @@ class OpenSession:
     epoch: int
     connection_id: str
     subscription: Subscription
+    attempt: int = 0
 
 
 @attrs.frozen
@@ -397,7 +398,9 @@ class ConnectionCore:
         self.book.connection_lost()
         self.activity.clear()
         self._session_open = True
-        self.outbox.append(OpenSession(self.epoch, self.connection_id, self.book.desired))
+        self.outbox.append(
+            OpenSession(self.epoch, self.connection_id, self.book.desired, self.attempts)
+        )
 
     def _enter_subscribed(self, _event: EventData) -> None:
         now = self.clock()

@@ -89,7 +89,9 @@ class Session:
         self._tracker = tracker
         self._dispatcher = dispatcher
         self._clock = clock
-        self._log = log.bind(connection_id=command.connection_id, epoch=command.epoch)
+        self._log = log.bind(
+            connection_id=command.connection_id, epoch=command.epoch, attempt=command.attempt
+        )
         self._decoder = FrameDecoder(config.encoding)
         self._transport: WebSocketTransport | None = None
 
