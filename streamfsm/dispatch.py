@@ -91,6 +91,8 @@ class Dispatcher:
         self._batches: collections.deque[list[Any] | _Notice] = collections.deque()
         self._pending = 0
         self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._closed = False
         self.delivered = 0
         self.dropped = 0
@@ -106,6 +108,7 @@ class Dispatcher:
         if self._closed or not batch:
             return
         self._batches.append(batch)
+        self._idle.clear()
         self._pending += len(batch)
         if self._pending > self._bound:
             self._shed()
@@ -116,19 +119,26 @@ class Dispatcher:
         if self._closed:
             return
         self._batches.append(_Notice(callback, argument))
+        self._idle.clear()
         self._wakeup.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until everything queued so far has been delivered (or the queue closed)."""
+        await self._idle.wait()
 
     def close(self) -> None:
         """Deliver nothing more: drop what is queued and let the consumer task end."""
         self._closed = True
         self._batches.clear()
         self._pending = 0
+        self._idle.set()
         self._wakeup.set()
 
     async def run(self) -> None:
         """Deliver batches until :meth:`close`; the consumer task's body."""
         while not self._closed:
             if not self._batches:
+                self._idle.set()
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue

@@ -97,14 +97,17 @@ class WebSocketTransport:
             raise _closed(exc) from exc
 
     async def close(self) -> None:
-        """Close politely within ``close_timeout``, then drop the TCP connection; idempotent."""
+        """Close politely within ``close_timeout``, then drop the TCP connection; idempotent.
+
+        The TCP connection is gone when this returns or raises, cancellation included.
+        """
         try:
             async with asyncio.timeout(self._close_timeout):
                 await self._connection.close()
-        except TimeoutError:
-            self.abort()
-        except ConnectionClosed:
-            # Already closed by the peer: nothing left to say to it.
+        except (TimeoutError, ConnectionClosed):
+            # A dead or already closed peer: nothing more to say to it.
+            pass
+        finally:
             self.abort()
 
     def abort(self) -> None:

@@ -35,9 +35,7 @@ def make(bound: int, overflow: OverflowPolicy, sink: list[Any]) -> Dispatcher:
 
 async def drain(dispatcher: Dispatcher) -> None:
     task = asyncio.create_task(dispatcher.run())
-    while dispatcher.pending:
-        await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await dispatcher.wait_idle()
     dispatcher.close()
     await task
 
