@@ -28,6 +28,8 @@ __all__ = ["Delivery", "Dispatcher"]
 
 #: How many callback failures are logged in full before only every n-th one is.
 LOGGED_FAILURES = 20
+#: Callbacks slower than this per batch are a slow consumer: the reader gets a turn after it.
+DEFAULT_YIELD_AFTER = 0.001
 #: After LOGGED_FAILURES, log one failure in this many.
 LOG_EVERY = 1000
 
@@ -75,6 +77,7 @@ class Dispatcher:
         bound: most undelivered messages held before the overflow policy applies.
         overflow: the overflow policy.
         log: the controller's logger.
+        yield_after: seconds of callbacks after which the consumer lets the reader run.
     """
 
     def __init__(
@@ -83,8 +86,10 @@ class Dispatcher:
         bound: int,
         overflow: OverflowPolicy,
         log: StreamLogger,
+        yield_after: float = DEFAULT_YIELD_AFTER,
     ) -> None:
         self._deliveries = deliveries
+        self._yield_after = yield_after
         self._bound = bound
         self._overflow = overflow
         self._log = log
@@ -135,7 +140,14 @@ class Dispatcher:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Deliver batches until :meth:`close`; the consumer task's body."""
+        """Deliver batches until :meth:`close`; the consumer task's body.
+
+        After a batch whose callbacks took longer than ``yield_after`` seconds, it yields to the
+        event loop, so the socket reader drains what arrived meanwhile into the queue and the
+        overflow policy, not the server's slow-client disconnect, decides what a slow consumer
+        misses.
+        """
+        loop = asyncio.get_running_loop()
         while not self._closed:
             if not self._batches:
                 self._idle.set()
@@ -147,7 +159,10 @@ class Dispatcher:
                 await self._notice(item)
                 continue
             self._pending -= len(item)
+            started = loop.time()
             await self._deliver(item)
+            if loop.time() - started > self._yield_after:
+                await asyncio.sleep(0)
 
     async def _notice(self, notice: _Notice) -> None:
         try:

@@ -31,6 +31,8 @@ from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
 from streamfsm.subscriptions import Subscription
 
 WAIT = 5.0
+#: A consumer this slow per quote handles 2k quotes/s, a tenth of the simulator's 20k.
+SLOW_CALLBACK_SECONDS = 0.0005
 FAST = StreamConfig(
     backoff=BackoffPolicy(initial=0.05, maximum=0.2),
     breaker=BreakerPolicy(failure_threshold=50, cooldown=0.5),
@@ -491,3 +493,35 @@ def test_journal_file_verifies_against_the_table(sim: SimulatorThread, tmp_path:
     assert len(lines) == len(ctl.journal())
     (timeline,) = build_timelines(ctl.journal())
     assert timeline.attempts == 2
+
+
+def test_slow_consumer_is_bounded_and_conflated() -> None:
+    """A consumer ten times slower than the feed: bounded queue, counted drops, order kept."""
+    delivered: list[Any] = []
+
+    def slow(quote: Any) -> None:
+        delivered.append(quote)
+        busy_until = time.perf_counter() + SLOW_CALLBACK_SECONDS
+        while time.perf_counter() < busy_until:
+            continue  # simulated work of a slow pricing model
+
+    with SimulatorThread(SimConfig(rate=20_000, batch=100, seed=5)) as simulator:
+        config = StreamConfig(**{**_fields(FAST), "url": simulator.url("iex")})
+        config = StreamConfig(**{**_fields(config), "dispatch_queue_size": 500})
+        ctl = StreamController(
+            CREDENTIALS, config, on_quote=slow, models="fast", symbols=["AAPL", "MSFT"]
+        )
+        ctl.start()
+        assert ctl.wait_for(State.SUBSCRIBED, WAIT)
+        deadline = time.monotonic() + WAIT
+        while ctl.health().dropped_messages == 0 and time.monotonic() < deadline:
+            assert ctl.health().queued_messages <= 500
+            ctl.wait_for(State.STOPPED, 0.05)
+        health = ctl.health()
+        ctl.stop()
+    assert health.dropped_messages > 0
+    assert health.queued_messages <= 500
+    assert len(delivered) + health.dropped_messages <= health.messages["quotes"]
+    for symbol in ("AAPL", "MSFT"):
+        seqs = [q.seq for q in delivered if q.symbol == symbol]
+        assert seqs == sorted(seqs)
