@@ -16,7 +16,7 @@ __all__ = ["main"]
 
 #: Subcommand name -> the module that implements it.
 COMMANDS: Final = {
-    "demo": "streamfsm.demo",
+    "demo": "streamfsm.showcase",
     "run": "streamfsm.run",
     "sim": "streamfsm.sim.command",
     "diagram": "streamfsm.diagram",

@@ -1,0 +1,306 @@
+"""``streamfsm run``: live quotes from Alpaca for a few symbols, until Ctrl-C.
+
+    APCA_API_KEY_ID=... APCA_API_SECRET_KEY=... streamfsm run --symbols AAPL,MSFT
+
+It builds a :class:`~streamfsm.pricing.PricingService` from ``Credentials.from_env()`` and shows
+the state, the time in state and a quote table: a ``rich`` live view on a terminal, plain lines
+otherwise (one per state change, and the quotes every few seconds). The first Ctrl-C stops
+gracefully and prints a summary; a second one, while stopping, exits at once.
+
+Exit status: 0 after Ctrl-C; 1 when the stream stopped on a fatal error (402 auth failed, 409
+insufficient subscription, ...), printed as one line; 2 for missing credentials or invalid
+arguments; 130 when a second Ctrl-C forced the exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final, TextIO, cast
+
+import structlog
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from streamfsm.config import Feed, StreamConfig
+from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
+from streamfsm.errors import ConfigurationError, MissingCredentialsError, StreamError
+from streamfsm.journal import TransitionRecord
+from streamfsm.logs import configure_logging
+from streamfsm.machine import State
+from streamfsm.pricing import PricingService, QuoteSnapshot
+
+__all__ = ["add_parser", "run"]
+
+EXIT_OK: Final = 0
+EXIT_FATAL: Final = 1
+EXIT_USAGE: Final = 2
+#: The shell's convention for a process ended by SIGINT.
+EXIT_FORCED: Final = 128 + signal.SIGINT
+
+PROG: Final = "streamfsm run"
+LIVE_REFRESH_PER_SECOND: Final = 4
+#: Seconds between quote lines when the output is not a terminal.
+STATUS_INTERVAL: Final = 5.0
+MS_PER_SECOND: Final = 1000.0
+CENTS: Final = Decimal("0.01")
+CENT_EXPONENT: Final = -2
+#: Feeds a command-line user picks from (``test`` and ``delayed_sip`` need no flag here).
+FEEDS: Final = (Feed.IEX.value, Feed.SIP.value)
+
+
+class _CurrentStderr:
+    """A text stream that writes to whatever ``sys.stderr`` is at the moment of writing.
+
+    structlog binds its stream once; resolving it late lets ``rich.live`` redirect log lines
+    above the live view instead of through it.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    symbols = tuple(dict.fromkeys(part.strip().upper() for part in text.split(",")))
+    if not symbols or not all(symbols):
+        raise argparse.ArgumentTypeError(f"expected comma-separated symbols, got {text!r}")
+    return symbols
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``run`` on the ``streamfsm`` command line."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "run",
+        help="stream live quotes from Alpaca (needs APCA_API_KEY_ID and APCA_API_SECRET_KEY)",
+        description=(
+            "Stream live quotes from Alpaca for a few symbols until Ctrl-C, with the "
+            "connection's state; credentials come from APCA_API_KEY_ID and APCA_API_SECRET_KEY."
+        ),
+    )
+    parser.add_argument(
+        "--symbols", type=_symbols, required=True, help="comma-separated, e.g. AAPL,MSFT"
+    )
+    parser.add_argument("--feed", choices=FEEDS, default=Feed.IEX.value, help="default: iex")
+    parser.add_argument(
+        "--journal", type=Path, default=None, help="append every transition to this JSON Lines file"
+    )
+    parser.add_argument(
+        "--max-age",
+        type=float,
+        default=None,
+        help="a quote older than this many seconds is shown stale",
+    )
+    parser.add_argument(
+        "--plain", action="store_true", help="plain lines even when the output is a terminal"
+    )
+    # For tests against the simulator only: StreamConfig accepts ws:// on loopback only.
+    parser.add_argument("--url", default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def run(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
+    """Run ``streamfsm run`` with parsed ``args``; returns the exit status."""
+    out = stdout if stdout is not None else sys.stdout
+    try:
+        credentials = Credentials.from_env()
+    except MissingCredentialsError as exc:
+        sys.stderr.write(
+            f"{PROG}: set {KEY_ID_VARIABLE} and {SECRET_VARIABLE} to your Alpaca key id and "
+            f"secret ({exc.variable} is missing or blank)\n"
+        )
+        return EXIT_USAGE
+    try:
+        config = StreamConfig(feed=args.feed, url=args.url, journal_path=args.journal)
+        service = PricingService(credentials, config, max_age=args.max_age)
+        service.track(args.symbols)
+    except ConfigurationError as exc:
+        sys.stderr.write(f"{PROG}: {exc}\n")
+        return EXIT_USAGE
+    except StreamError as exc:
+        sys.stderr.write(f"{PROG}: {type(exc).__name__}: {exc}\n")
+        return EXIT_USAGE
+    console = Console(file=out, highlight=False, soft_wrap=True)
+    saved = structlog.get_config()
+    # structlog only calls write() and flush() on the stream.
+    configure_logging(logging.WARNING, stream=cast(TextIO, _CurrentStderr()))
+    try:
+        return _Session(service, console, args).run()
+    finally:
+        structlog.configure(**saved)
+
+
+class _Session:
+    """One ``streamfsm run``: start, show, stop on Ctrl-C or a fatal error, summarise."""
+
+    def __init__(self, service: PricingService, console: Console, args: argparse.Namespace):
+        self.service = service
+        self.console = console
+        self.plain = args.plain or not console.is_terminal
+        self.symbols: tuple[str, ...] = args.symbols
+        self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.fatal = threading.Event()
+        self.started = time.monotonic()
+        service.controller.add_listener(self._on_transition)
+
+    def _on_transition(self, record: TransitionRecord) -> None:
+        """Listener, on the controller's loop: queue a line; a fatal stop ends the run."""
+        if record.src == record.dst:
+            return
+        cause = f" ({record.reason}{f', {record.error}' if record.error else ''})"
+        delay = f", next attempt in {record.delay:.1f} s" if record.delay is not None else ""
+        self.events.put(f"state {record.dst}{cause if record.error else ''}{delay}")
+        if record.dst == State.STOPPED.value and record.error is not None:
+            self.fatal.set()
+
+    def _say(self, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        self.console.file.write(f"{elapsed:7.1f}s  {text}\n")
+        self.console.file.flush()
+
+    def run(self) -> int:
+        previous = signal.getsignal(signal.SIGINT)
+        interrupted = False
+        try:
+            self.service.start()
+            try:
+                self._show()
+            except KeyboardInterrupt:
+                interrupted = True
+                signal.signal(signal.SIGINT, _force_exit)
+                self._say("stopping (Ctrl-C again to force)")
+            self.service.stop()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        self._drain()
+        self._summary()
+        error = self.service.controller.last_error
+        if not interrupted and error is not None and error.fatal:
+            sys.stderr.write(f"{PROG}: {type(error).__name__}: {error}\n")
+            return EXIT_FATAL
+        return EXIT_OK
+
+    def _show(self) -> None:
+        """Until a fatal stop (or Ctrl-C, which raises KeyboardInterrupt here)."""
+        if not self.plain:
+            with Live(
+                console=self.console,
+                refresh_per_second=LIVE_REFRESH_PER_SECOND,
+                get_renderable=self._render,
+                redirect_stderr=True,
+            ):
+                self.fatal.wait()
+            return
+        next_quotes = time.monotonic() + STATUS_INTERVAL
+        while not self.fatal.is_set():
+            try:
+                self._say(self.events.get(timeout=max(0.0, next_quotes - time.monotonic())))
+            except queue.Empty:
+                next_quotes += STATUS_INTERVAL
+                self._say(self._quotes_line())
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                text = self.events.get_nowait()
+            except queue.Empty:
+                return
+            if self.plain:
+                self._say(text)
+
+    def _quotes_line(self) -> str:
+        parts = []
+        for symbol in self.symbols:
+            snapshot = self.service.quote(symbol)
+            parts.append(f"{symbol} {_brief(snapshot)}")
+        return "quotes: " + "; ".join(parts)
+
+    def _render(self) -> RenderableType:
+        health = self.service.health()
+        header = Text.assemble(
+            ("streamfsm run  ", "bold"),
+            f"{health.correlation_id}  state ",
+            (health.state.value, "bold green" if health.state is State.SUBSCRIBED else "bold red"),
+            f" for {health.time_in_state:.1f} s  attempts {health.attempts}  "
+            f"reconnects {health.reconnects}  (Ctrl-C to stop)",
+        )
+        table = Table(expand=False)
+        for column in ("symbol", "bid", "ask", "mid", "spread", "age", "stale", "last trade"):
+            table.add_column(column, justify="left" if column in ("symbol", "stale") else "right")
+        for row in self._rows():
+            table.add_row(*row)
+        return Group(header, table)
+
+    def _rows(self) -> Iterator[tuple[str, ...]]:
+        for symbol in self.symbols:
+            quote = self.service.quote(symbol)
+            trade = self.service.last_trade(symbol)
+            last = f"{_price(trade.price)} x {trade.size}" if trade is not None else "-"
+            if quote is None:
+                yield (symbol, "-", "-", "-", "-", "-", "no quote yet", last)
+                continue
+            yield (
+                symbol,
+                _price(quote.bid),
+                _price(quote.ask),
+                _price(quote.mid),
+                _price(quote.spread),
+                f"{quote.age * MS_PER_SECOND:.0f} ms",
+                quote.stale_reason.value if quote.stale_reason is not None else "fresh",
+                last,
+            )
+
+    def _summary(self) -> None:
+        health = self.service.health()
+        lines = [
+            "",
+            f"summary: {time.monotonic() - self.started:.1f} s, "
+            f"{health.messages.get('quotes', 0)} quotes, {health.messages.get('trades', 0)} "
+            f"trades; connection attempts {health.attempts}, reconnects {health.reconnects}, "
+            f"gaps reported {len(health.recent_gaps)}, callback errors {health.callback_errors}",
+        ]
+        lines += [f"  {symbol:<6} {_brief(self.service.quote(symbol))}" for symbol in self.symbols]
+        if health.last_error is not None:
+            lines.append(f"  last error: {health.last_error}")
+        for line in lines:
+            self.console.file.write(line + "\n")
+        self.console.file.flush()
+
+
+def _brief(snapshot: QuoteSnapshot | None) -> str:
+    if snapshot is None:
+        return "no quote"
+    stale = f", {snapshot.stale_reason.value}" if snapshot.stale_reason is not None else ""
+    age = snapshot.age * MS_PER_SECOND
+    return f"{_price(snapshot.bid)}/{_price(snapshot.ask)} (age {age:.0f} ms{stale})"
+
+
+def _price(value: Decimal | None) -> str:
+    """At least cents (``279.70``, not ``279.7``); sub-penny digits are kept (``0.1234``)."""
+    if value is None:
+        return "-"
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > CENT_EXPONENT:
+        return str(value.quantize(CENTS))
+    return str(value)
+
+
+def _force_exit(_signum: int, _frame: FrameType | None) -> None:
+    """The second Ctrl-C: leave now, without waiting for the graceful stop."""
+    sys.stderr.write(f"{PROG}: forced exit\n")
+    sys.stderr.flush()
+    os._exit(EXIT_FORCED)

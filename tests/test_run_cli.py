@@ -1,0 +1,167 @@
+"""``streamfsm run``: credentials from the environment, fatal errors in one line, Ctrl-C.
+
+Nothing here reaches the internet: without credentials the command stops before any socket, and
+every other test points the hidden ``--url`` at the simulator on loopback.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import IO
+
+import pytest
+
+from streamfsm import cli
+from streamfsm import run as run_command
+from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
+
+WAIT = 10.0
+VARIABLES = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorThread]:
+    """A simulator with the demo key, entitled to IEX but not SIP."""
+    with SimulatorThread(SimConfig(rate=200, seed=5)) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither Alpaca variable is set."""
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+
+
+def test_missing_credentials_name_both_variables(
+    no_credentials: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without credentials, run exits 2 with one line naming both variables."""
+    status = cli.main(["run", "--symbols", "AAPL,MSFT"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert "APCA_API_KEY_ID" in captured.err
+    assert "APCA_API_SECRET_KEY" in captured.err
+
+
+def test_missing_credentials_print_no_traceback(no_credentials: None) -> None:
+    """As a process, the missing-credentials exit shows no traceback."""
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    env["APCA_API_KEY_ID"] = DEMO_KEY_ID  # one of the two set: the other is named
+    done = subprocess.run(
+        [sys.executable, "-m", "streamfsm", "run", "--symbols", "AAPL"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=WAIT,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "APCA_API_SECRET_KEY is missing" in done.stderr
+    assert "APCA_API_KEY_ID and APCA_API_SECRET_KEY" in done.stderr
+
+
+FATAL_CASES = {
+    "402": ("not-the-secret", "iex", "AuthenticationError: alpaca error 402: auth failed"),
+    "409": (
+        DEMO_SECRET,
+        "sip",
+        "InsufficientSubscriptionError: alpaca error 409: insufficient subscription",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FATAL_CASES.values(), ids=FATAL_CASES.keys())
+def test_fatal_errors_print_one_line_and_exit_1(
+    sim: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: tuple[str, str, str],
+) -> None:
+    """A 402 or 409 ends the run at once with the typed error on one stderr line."""
+    secret, feed, error = case
+    monkeypatch.setenv("APCA_API_KEY_ID", DEMO_KEY_ID)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", secret)
+    args = cli.build_parser().parse_args(
+        ["run", "--symbols", "AAPL", "--feed", feed, "--url", sim.url(feed)]
+    )
+    out = io.StringIO()
+    status = run_command.run(args, stdout=out)
+    captured = capsys.readouterr()
+    assert status == 1
+    assert [line for line in captured.err.splitlines() if line.startswith("streamfsm run:")] == [
+        f"streamfsm run: {error}"
+    ]
+    assert secret not in captured.err + out.getvalue()
+    assert "state stopped" in out.getvalue()
+    assert "summary:" in out.getvalue()
+
+
+def pump(stream: IO[str], lines: queue.SimpleQueue[str]) -> None:
+    """Copy a child's output into a queue, line by line, until it closes."""
+    for line in stream:
+        lines.put(line)
+
+
+def test_streams_until_ctrl_c_then_stops_gracefully(sim: SimulatorThread) -> None:
+    """Against the simulator, quotes flow until SIGINT; then a graceful stop and a summary."""
+    env = dict(os.environ, APCA_API_KEY_ID=DEMO_KEY_ID, APCA_API_SECRET_KEY=DEMO_SECRET)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamfsm",
+            "run",
+            "--symbols",
+            "AAPL,msft",
+            "--url",
+            sim.url("iex"),
+            "--journal",
+            os.devnull,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+    assert process.stdout is not None
+    reader = threading.Thread(target=pump, args=(process.stdout, lines))
+    reader.start()
+    try:
+        seen = []
+        while not any("state subscribed" in line for line in seen):
+            seen.append(lines.get(timeout=WAIT))
+        sim.wait_for(lambda stats: sum(stats.messages_sent.values()) > 20, WAIT)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(WAIT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(WAIT)
+        reader.join(WAIT)
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+        process.stdout.close()
+        process.stderr.close()
+    output = "".join(seen)
+    while not lines.empty():
+        output += lines.get()
+    assert "Traceback" not in stderr
+    assert "stopping (Ctrl-C again to force)" in output
+    assert "state stopped" in output
+    summary = output[output.index("summary:") :]
+    assert "connection attempts 1" in summary
+    assert "AAPL" in summary
+    assert "MSFT" in summary
+    sim.wait_for(lambda stats: not stats.open_connections, WAIT)
