@@ -19,6 +19,7 @@ TOP_LEVEL_KEYS: Final = {
     "stop",
     "reconnect",
     "latency",
+    "memory",
     "idle_cpu",
     "budgets",
     "reading",
@@ -35,6 +36,7 @@ CLIENTS: Final = {
 
 
 def test_bench_smoke_writes_every_section(tmp_path: Path) -> None:
+    """`benchmarks.run --smoke` exits 0 and writes every section of the results."""
     output = tmp_path / "smoke.json"
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--smoke", "--no-docs", "--output", str(output)],
@@ -57,3 +59,5 @@ def test_bench_smoke_writes_every_section(tmp_path: Path) -> None:
     assert {"idle", "connecting", "backoff", "circuit_open"} <= results["stop"]["streamfsm"].keys()
     assert {"median_ms", "max_ms"} <= results["reconnect"]["streamfsm"].keys()
     assert all("met" in row and "measured" in row for row in results["budgets"])
+    memory = results["memory"]
+    assert memory["delivered"] + memory["dropped"] + memory["unaccounted"] == memory["received"]
