@@ -82,7 +82,9 @@ class OverflowPolicy(enum.StrEnum):
     ``conflate``: quotes that have a newer quote of the same symbol queued behind them are dropped
     first (the latest quote per symbol wins); if that is not enough, the oldest messages go.
     ``drop_oldest``: the oldest messages go, whatever their channel.
-    Every drop is counted in ``health().dropped_messages``.
+    Every drop is counted in ``health().dropped_messages``. Callbacks that fall behind let the
+    socket reader drain what arrived into the queue, so the policy, not a slow-client disconnect
+    by the server, decides what a slow consumer misses.
     """
 
     CONFLATE = "conflate"

@@ -639,6 +639,11 @@ class _Engine:
                 self._sessions.clear()
                 self.dispatcher.close()
         finally:
+            core = controller.core
+            if core.state is not State.STOPPED:
+                # The loop is ending abnormally: record the stop; its commands have no I/O left.
+                core.request_stop("engine_failed")
+                core.drain()
             for name in controller._carried:
                 controller._carried[name] += int(getattr(self.dispatcher, name))
             controller._journal.close()
@@ -683,7 +688,8 @@ class _Engine:
             self.dispatcher.notify(controller._on_error, error)
 
     def _server_warning(self, error: ServerError) -> None:
-        self.controller._log.warning("server_error", code=error.server_code, error=error.message)
+        """A transient server error while streaming (407 slow client, 500): tell the user."""
+        self.report_error(error)
 
     @property
     def open_sessions(self) -> int:

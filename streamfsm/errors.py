@@ -10,6 +10,7 @@ The hierarchy::
     │   ├── ControllerStoppedError      a command sent to a controller that no longer runs
     │   └── InvalidSymbolError          a symbol that is not a valid ticker
     ├── RemoteProtocolError             the peer sent something the protocol does not allow
+    ├── InternalError                   an unexpected exception inside streamfsm (a defect)
     ├── ShutdownTimeoutError            stop() gave up waiting for the loop thread to end
     ├── TransportError                  the socket failed: refused, reset, closed, timed out
     │   ├── ConnectTimeoutError         no connection, handshake or reply within its deadline
@@ -53,6 +54,7 @@ __all__ = [
     "ConnectionLimitError",
     "ControllerStoppedError",
     "InsufficientSubscriptionError",
+    "InternalError",
     "InternalServerError",
     "InvalidActionError",
     "InvalidSymbolError",
@@ -156,6 +158,14 @@ class InvalidSymbolError(LocalProtocolError, ValueError):
         self.symbol = symbol
         self.reason = reason
         super().__init__(f"invalid symbol {symbol!r}: {reason}")
+
+
+class InternalError(StreamError):
+    """An unexpected exception inside streamfsm: a defect, logged with its traceback.
+
+    It fails only the session it happened in, as a transient error, so backoff and the breaker
+    bound any repetition while the stream keeps its other duties.
+    """
 
 
 class ShutdownTimeoutError(StreamError):

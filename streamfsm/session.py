@@ -13,6 +13,7 @@ moved on. Its socket is closed within ``close_timeout`` in every case.
 from __future__ import annotations
 
 import asyncio
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from streamfsm.credentials import Credentials
 from streamfsm.dispatch import Dispatcher
 from streamfsm.errors import (
     ConnectTimeoutError,
+    InternalError,
     RemoteProtocolError,
     ServerError,
     StreamError,
@@ -103,6 +105,16 @@ class Session:
         except StreamError as error:
             self._log.info("session_ended", error_type=type(error).__name__, error=str(error))
             self._hooks.ended(self.epoch, error)
+        except Exception as exc:  # noqa: BLE001 - a defect fails this session, never the controller
+            self._log.error(
+                "session_crashed",
+                error_type=type(exc).__name__,
+                error=str(exc),
+                traceback="".join(traceback.format_exception(exc)),
+            )
+            internal = InternalError(f"session failed: {type(exc).__name__}: {exc}")
+            internal.__cause__ = exc
+            self._hooks.ended(self.epoch, internal)
         finally:
             if self._transport is not None:
                 await self._transport.close()
