@@ -524,3 +524,31 @@ def test_slow_consumer_is_bounded_and_conflated() -> None:
     for symbol in ("AAPL", "MSFT"):
         seqs = [q.seq for q in delivered if q.symbol == symbol]
         assert seqs == sorted(seqs)
+
+
+def test_a_defect_in_a_session_fails_only_that_session(
+    sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception on the hot path fails that session as InternalError; it recovers."""
+    from streamfsm.tracking import DataTracker
+
+    original = DataTracker.observe
+    calls = {"n": 0}
+
+    def faulty(self: DataTracker, data: list[Any], now: float) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("defect on the hot path")
+        original(self, data, now)
+
+    monkeypatch.setattr(DataTracker, "observe", faulty)
+    recorder = Recorder()
+    ctl = make(sim, recorder)
+    ctl.start()
+    assert ctl.wait_for(State.BACKOFF, WAIT)
+    assert ctl.wait_for(State.SUBSCRIBED, WAIT)
+    lost = next(r for r in ctl.journal() if r.trigger == "connection_lost")
+    assert lost.error == "InternalError"
+    assert recorder.more_than(0)
+    ctl.stop()
+    assert_clean(ctl, sim)
