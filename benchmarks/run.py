@@ -155,6 +155,21 @@ def reading(results: dict[str, Any]) -> str:
             "CPU the machine's other load held, so their msgs/s is not their own limit; CPU µs "
             "per message is the steadier figure, and the budget table judges both."
         )
+    fast, spec, pack = (
+        clients.get("streamfsm fast", {}),
+        clients.get("websockets + msgspec", {}),
+        clients.get("websockets + msgpack", {}),
+    )
+    if all("cpu_us_per_message" in fig for fig in (fast, spec, pack)):
+        parts.append(
+            f"The bare msgspec loop's {spec['cpu_us_per_message']:.2f} µs of client CPU per "
+            "message is a floor every client shares (websockets framing, inflate, decode); "
+            f"streamfsm fast spends {fast['cpu_us_per_message'] - spec['cpu_us_per_message']:.2f}"
+            " µs more (tracking for gap reports and the watchdog, the bounded queue, the "
+            "callback). Twice the msgpack loop by CPU would mean "
+            f"{pack['cpu_us_per_message'] / 2:.2f} µs per message, close to that floor, so with "
+            "permessage-deflate on the 2x budget can be met on wall-clock rate but hardly on CPU."
+        )
     met = [row for row in results["budgets"] if row["met"] is True]
     missed = [row for row in results["budgets"] if row["met"] is False]
     parts.append(
