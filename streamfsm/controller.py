@@ -326,7 +326,13 @@ class StreamController:
             InvalidSymbolError: when a symbol is invalid; nothing changes then.
         """
         change = Subscription(trades=trades, quotes=quotes, bars=bars)
-        self._call(lambda: self.core.request_symbols(remove=change))
+        pairs = [(channel, symbol) for channel in CHANNELS for symbol in change.channel(channel)]
+
+        def remove() -> None:
+            self.core.request_symbols(remove=change)
+            self._tracker.forget(pairs)
+
+        self._call(remove)
 
     # ------------------------------------------------------------ async twins
 
@@ -503,7 +509,7 @@ class StreamController:
             connection_id=record.connection_id,
         )
         if record.src == State.SUBSCRIBED.value and record.dst != State.SUBSCRIBED.value:
-            self._tracker.open_gaps(self.core.book.desired, datetime.now(UTC))
+            self._tracker.open_gaps(self.core.book.desired, datetime.now(UTC), record.epoch)
         for listener in list(self._listeners):
             try:
                 listener(record)
@@ -518,6 +524,10 @@ class StreamController:
                 except RuntimeError:
                     # That loop has closed; its waiter can never read again.
                     self._iterators.remove((loop, queue))
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake the threads blocked in ``wait_for`` or ``wait_synced``."""
         with self._changed:
             self._changed.notify_all()
 
@@ -587,6 +597,7 @@ class _Engine:
         self.clock = LoopClock(loop)
         core = controller.core
         self.runner = Runner(core, self.clock, self)
+        submit = self.submit
         self.dispatcher = Dispatcher(
             controller._deliveries,
             controller.config.dispatch_queue_size,
@@ -597,24 +608,28 @@ class _Engine:
         self._sessions: dict[int, tuple[Session, asyncio.Task[None]]] = {}
         self._group: asyncio.TaskGroup | None = None
         self._finished = asyncio.Event()
-        runner = self.runner
         self.hooks = SessionHooks(
-            ready=lambda epoch, ack, rejection: runner.submit(
+            ready=lambda epoch, ack, rejection: submit(
                 lambda: core.session_ready(epoch, ack, rejection)
             ),
-            ended=lambda epoch, error: runner.submit(lambda: core.session_ended(epoch, error)),
-            change_acknowledged=lambda epoch, ack: runner.submit(
+            ended=lambda epoch, error: submit(lambda: core.session_ended(epoch, error)),
+            change_acknowledged=lambda epoch, ack: submit(
                 lambda: core.change_acknowledged(epoch, ack)
             ),
-            change_rejected=lambda epoch, error: runner.submit(
-                lambda: core.change_rejected(epoch, error)
-            ),
+            change_rejected=lambda epoch, error: submit(lambda: core.change_rejected(epoch, error)),
             server_warning=self._server_warning,
         )
 
     def submit(self, action: Callable[[], _T]) -> _T | None:
-        """Run a core input through the runner (queued when one is already running)."""
-        return self.runner.submit(action)
+        """Run a core input through the runner (queued when one is already running).
+
+        Waiters (``wait_for``, ``wait_synced``) are woken afterwards: an input may change the
+        subscription bookkeeping without a transition (an ack, a rejection).
+        """
+        try:
+            return self.runner.submit(action)
+        finally:
+            self.controller._notify()
 
     def finish(self) -> None:
         """Let :meth:`run` wind down: sessions cancelled, dispatcher closed."""

@@ -92,15 +92,14 @@ class Credentials:
             environ: the mapping to read; ``os.environ`` when None.
 
         Raises:
-            MissingCredentialsError: naming the first variable that is unset or blank.
+            MissingCredentialsError: naming every variable that is unset or blank.
         """
         env = os.environ if environ is None else environ
-        values = []
-        for variable in (KEY_ID_VARIABLE, SECRET_VARIABLE):
-            value = env.get(variable, "")
-            if not value.strip():
-                raise MissingCredentialsError(variable)
-            values.append(value.strip())
+        variables = (KEY_ID_VARIABLE, SECRET_VARIABLE)
+        values = [env.get(variable, "").strip() for variable in variables]
+        missing = [variable for variable, value in zip(variables, values, strict=True) if not value]
+        if missing:
+            raise MissingCredentialsError(*missing)
         return cls(values[0], values[1])
 
     @property

@@ -108,14 +108,22 @@ class ConfigurationError(StreamError, ValueError):
 
 
 class MissingCredentialsError(ConfigurationError):
-    """A credential environment variable is unset or blank."""
+    """Credential environment variables are unset or blank.
 
-    def __init__(self, variable: str) -> None:
-        self.variable = variable
+    Attributes:
+        variables: every missing or blank variable, in the order they are read.
+        variable: the first of them.
+    """
+
+    def __init__(self, *variables: str) -> None:
+        self.variables = variables
+        self.variable = variables[0]
+        names = " and ".join(variables)
+        verb = "is" if len(variables) == 1 else "are"
         StreamError.__init__(
-            self, f"environment variable {variable} is missing or blank; set it to your Alpaca key"
+            self, f"environment variable {names} {verb} missing or blank; set your Alpaca key"
         )
-        self.field = variable
+        self.field = self.variable
         self.expected = "a non-blank value"
         self.got = None
 

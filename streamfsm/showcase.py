@@ -58,6 +58,7 @@ from rich.text import Text
 
 from streamfsm.config import BackoffPolicy, BreakerPolicy, StalePolicy, StreamConfig
 from streamfsm.credentials import Credentials
+from streamfsm.errors import StreamError
 from streamfsm.journal import TransitionRecord
 from streamfsm.logs import configure_logging
 from streamfsm.machine import State
@@ -440,7 +441,6 @@ class _Script:
         self._duration = duration
         self.results = [FaultResult(spec=spec) for spec in faults]
         self.startup_failure: str | None = None
-        self.done = threading.Event()
 
     def schedule(self) -> list[float]:
         """The earliest moment of each fault: spread evenly between warm-up and tail."""
@@ -463,12 +463,17 @@ class _Script:
             for result, moment in zip(self.results, self.schedule(), strict=True):
                 if not progress.sleep_until(max(moment, ready + SETTLE)):
                     return
-                self._play(result)
+                try:
+                    self._play(result)
+                except (TimeoutError, StreamError) as exc:
+                    # The simulator did not take the fault (its loop is gone or too slow).
+                    result.failure = f"the simulator refused the fault: {exc}"
+                    progress.say(f"FAILED {result.spec.title}: {result.failure}")
                 ready = progress.now()
                 if result.failure is not None and progress.closed:
                     return
         finally:
-            self.done.set()
+            progress.say("fault script finished" if self.results else "calm run, no faults")
 
     def _play(self, result: FaultResult) -> None:
         spec, progress = result.spec, self._progress
@@ -681,6 +686,7 @@ class _Run:
         self.live = live
         self.faults = FAULTS if options.faults else ()
         self.lines: list[str] = []
+        self.interrupted = False
 
     def execute(self) -> DemoReport:
         options = self.options
@@ -717,6 +723,8 @@ class _Run:
             thread.start()
             try:
                 self._show(service, progress, script)
+            except KeyboardInterrupt:
+                self.interrupted = True
             finally:
                 progress.close()
                 thread.join(JOIN_TIMEOUT)
@@ -809,6 +817,8 @@ class _Run:
 
     def _failures(self, service: PricingService, progress: _Progress, script: _Script) -> list[str]:
         failures = []
+        if self.interrupted:
+            failures.append("interrupted (Ctrl-C) before the end of the run")
         if script.startup_failure is not None:
             failures.append(script.startup_failure)
         for result in script.results:

