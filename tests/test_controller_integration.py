@@ -15,6 +15,7 @@ import pytest
 import structlog
 
 from streamfsm import BackoffPolicy, BreakerPolicy, Credentials, StalePolicy, StreamConfig
+from streamfsm.audit import verify_records
 from streamfsm.controller import StreamController
 from streamfsm.errors import (
     AuthenticationError,
@@ -440,10 +441,9 @@ def test_commands_hammered_from_eight_threads(sim: SimulatorThread) -> None:
     for thread in threads:
         thread.join(WAIT * 2)
     assert unexpected == []
-    if ctl.state is not State.STOPPED:
-        ctl.start() if ctl.state is State.IDLE else None
     ctl.stop()
     assert_clean(ctl, sim)
+    assert verify_records(ctl.journal()) == []
 
 
 def test_invalid_symbols_are_refused_before_anything_changes(sim: SimulatorThread) -> None:
