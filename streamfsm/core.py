@@ -34,6 +34,7 @@ from transitions import EventData, Machine, MachineError
 
 from streamfsm.config import StreamConfig
 from streamfsm.errors import (
+    ChangeIgnoredError,
     ConnectionLimitError,
     InvalidTransitionError,
     ServerError,
@@ -274,10 +275,12 @@ class ConnectionCore:
         """
         if not self._current(epoch) or self.state is not State.CONNECTING:
             return
-        self.book.acknowledged(ack)
         if rejection is not None:
-            self.book.rejected(refused=self.book.desired)
+            self.book.rejected()
+            self.book.acknowledged(ack)
             self._report_rejection(rejection)
+        else:
+            self._acknowledged(ack)
         self._fire("ready", reason="subscribed")
 
     def session_ended(self, epoch: int, error: StreamError) -> None:
@@ -293,7 +296,7 @@ class ConnectionCore:
         """The server acknowledged a change; ``ack`` is its whole current set."""
         if not self._current(epoch) or self.state is not State.SUBSCRIBED:
             return
-        self.book.acknowledged(ack)
+        self._acknowledged(ack)
         self._arm_stale()
         self._sync_subscriptions()
 
@@ -395,7 +398,7 @@ class ConnectionCore:
         self.attempts += 1
         self.connection_id = f"{self.correlation_id}-{self.epoch}"
         self.session_healthy = False
-        self.book.connection_lost()
+        self.book.opened()
         self.activity.clear()
         self._session_open = True
         self.outbox.append(
@@ -554,7 +557,15 @@ class ConnectionCore:
                 if change.symbols.channel(channel) and not confirmed.channel(channel):
                     self.activity.last_seen[channel] = now
 
-    def _report_rejection(self, error: ServerError) -> None:
+    def _acknowledged(self, ack: Subscription) -> None:
+        """Record an ack; a change it shows was not applied is reported as refused."""
+        action = self.book.in_flight.action if self.book.in_flight else SUBSCRIBE
+        ignored = self.book.acknowledged(ack)
+        if ignored:
+            pairs = sorted((ch, symbol) for ch in CHANNELS for symbol in ignored.channel(ch))
+            self._report_rejection(ChangeIgnoredError(action, pairs))
+
+    def _report_rejection(self, error: StreamError) -> None:
         self.rejected_changes += 1
         self.last_error = error
         self.outbox.append(ReportError(error))

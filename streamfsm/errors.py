@@ -10,6 +10,7 @@ The hierarchy::
     │   ├── ControllerStoppedError      a command sent to a controller that no longer runs
     │   └── InvalidSymbolError          a symbol that is not a valid ticker
     ├── RemoteProtocolError             the peer sent something the protocol does not allow
+    │   └── ChangeIgnoredError          an ack shows the server did not apply a requested change
     ├── InternalError                   an unexpected exception inside streamfsm (a defect)
     ├── ShutdownTimeoutError            stop() gave up waiting for the loop thread to end
     ├── TransportError                  the socket failed: refused, reset, closed, timed out
@@ -48,6 +49,7 @@ __all__ = [
     "AlreadyAuthenticatedError",
     "AuthTimeoutError",
     "AuthenticationError",
+    "ChangeIgnoredError",
     "ConfigurationError",
     "ConnectTimeoutError",
     "ConnectionClosedError",
@@ -196,6 +198,24 @@ class RemoteProtocolError(StreamError):
 
     Treated as transient: a fresh connection usually speaks properly again.
     """
+
+
+class ChangeIgnoredError(RemoteProtocolError):
+    """The server acknowledged a subscription change without applying all of it.
+
+    The ignored symbols leave (or, for an unsubscribe, stay in) the desired set, so the request
+    is not repeated in a loop; the session itself is fine.
+
+    Attributes:
+        action: ``subscribe`` or ``unsubscribe``.
+        symbols: the ``(channel, symbol)`` pairs the server did not apply, sorted.
+    """
+
+    def __init__(self, action: str, symbols: list[tuple[str, str]]) -> None:
+        self.action = action
+        self.symbols = symbols
+        shown = ", ".join(f"{channel}:{symbol}" for channel, symbol in symbols)
+        super().__init__(f"the server acknowledged the {action} without applying {shown}")
 
 
 class TransportError(StreamError):

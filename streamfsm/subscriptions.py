@@ -151,11 +151,6 @@ class SubscriptionBook:
         self.desired = (self.desired | add) - remove
         return self.desired
 
-    def connection_lost(self) -> None:
-        """The session is gone: nothing is confirmed on a connection that no longer exists."""
-        self.confirmed = EMPTY
-        self.in_flight = None
-
     def next_change(self) -> PendingChange | None:
         """The next message that brings the server towards ``desired``, now in flight.
 
@@ -170,24 +165,41 @@ class SubscriptionBook:
             self.in_flight = PendingChange(UNSUBSCRIBE, remove)
         return self.in_flight
 
-    def acknowledged(self, server_set: Subscription) -> None:
-        """The server's ack lists its whole current set; that is what is confirmed now."""
+    def opened(self) -> PendingChange | None:
+        """A new connection subscribes the whole desired set: that request is now in flight."""
+        self.confirmed = EMPTY
+        self.in_flight = PendingChange(SUBSCRIBE, self.desired) if self.desired else None
+        return self.in_flight
+
+    def acknowledged(self, server_set: Subscription) -> Subscription:
+        """The server's ack lists its whole current set; that is what is confirmed now.
+
+        Returns:
+            The part of the change in flight the ack shows the server did not apply (symbols it
+            left out of a subscribe, or kept despite an unsubscribe), normally empty. It is
+            treated like a refusal, so the same request is not sent again and again.
+        """
+        change = self.in_flight
         self.confirmed = server_set
         self.in_flight = None
+        if change is None:
+            return EMPTY
+        if change.action == SUBSCRIBE:
+            ignored = change.symbols - server_set
+            self.desired = self.desired - ignored
+        else:
+            ignored = change.symbols & server_set
+            self.desired = self.desired | ignored
+        return ignored
 
-    def rejected(self, refused: Subscription | None = None) -> None:
-        """The server refused a change (405, 400, 410); its set is unchanged.
+    def rejected(self) -> None:
+        """The server refused the change in flight (405, 400, 410); its set is unchanged.
 
         The refused symbols leave the caller's wish (for a refused unsubscribe, the symbols stay
         wished for), so they are not requested again on every reconnect.
-
-        Args:
-            refused: the refused symbols; the change in flight when None.
         """
         change = self.in_flight
         self.in_flight = None
-        if refused is not None:
-            change = PendingChange(SUBSCRIBE, refused)
         if change is None:
             return
         if change.action == SUBSCRIBE:

@@ -11,6 +11,7 @@ from streamfsm.config import BackoffPolicy, BreakerPolicy, StalePolicy, StreamCo
 from streamfsm.core import ArmTimer, ConnectionCore, OpenSession, Timer
 from streamfsm.errors import (
     AuthenticationError,
+    ChangeIgnoredError,
     ConnectionClosedError,
     ConnectionLimitError,
     InvalidTransitionError,
@@ -291,3 +292,31 @@ def test_timers_are_tokens_so_a_stale_expiry_is_ignored() -> None:
     h.do(lambda: h.core.timer_fired(Timer.BACKOFF, token=-1))
     assert h.core.state is State.BACKOFF
     assert Subscription() == EMPTY
+
+
+def test_an_ack_that_ignores_symbols_is_a_refusal_not_a_resend_loop() -> None:
+    """Symbols an ack leaves out are dropped from the wish and reported, and never resent."""
+    h = Harness()
+    h.connect()
+    h.do(lambda: h.core.request_symbols(add=Subscription(quotes={"MSFT", "ZZZZ"})))
+    epoch = h.session.epoch
+    h.do(lambda: h.core.change_acknowledged(epoch, Subscription(quotes={"AAPL", "MSFT"})))
+    assert h.core.book.desired == Subscription(quotes={"AAPL", "MSFT"})
+    assert h.core.book.in_sync
+    assert len(h.port.changes) == 1
+    error = h.port.errors[-1]
+    assert isinstance(error, ChangeIgnoredError)
+    assert error.symbols == [("quotes", "ZZZZ")]
+
+
+def test_the_initial_subscription_is_the_change_in_flight_of_a_new_session() -> None:
+    """A handshake ack missing a symbol is reported too, and the session is subscribed."""
+    h = Harness()
+    h.do(lambda: h.core.request_symbols(add=Subscription(quotes={"AAPL", "ZZZZ"})))
+    h.do(h.core.request_start)
+    epoch = h.session.epoch
+    h.do(lambda: h.core.session_ready(epoch, AAPL))
+    assert h.core.state is State.SUBSCRIBED
+    assert h.core.book.desired == AAPL
+    assert h.port.changes == []
+    assert isinstance(h.port.errors[-1], ChangeIgnoredError)
