@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import itertools
 import random
 import threading
 import time
@@ -60,7 +59,6 @@ from streamfsm.tracking import DataTracker, GapReport
 __all__ = ["Health", "StreamController"]
 
 _T = TypeVar("_T")
-_ids = itertools.count(1)
 #: How long ``stop()`` waits for the loop thread by default; far above the 50 ms it needs.
 DEFAULT_STOP_TIMEOUT = 5.0
 #: How long ``start()`` waits for the loop thread to come up by default.
@@ -705,11 +703,6 @@ class _Engine:
     def _server_warning(self, error: ServerError) -> None:
         """A transient server error while streaming (407 slow client, 500): tell the user."""
         self.report_error(error)
-
-    @property
-    def open_sessions(self) -> int:
-        """Sessions whose task is still running."""
-        return len(self._sessions)
 
 
 def _model_mode(models: ModelMode | str) -> ModelMode:
