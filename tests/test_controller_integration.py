@@ -552,3 +552,30 @@ def test_a_defect_in_a_session_fails_only_that_session(
     assert recorder.more_than(0)
     ctl.stop()
     assert_clean(ctl, sim)
+
+
+def test_interpreter_exit_closes_the_session_cleanly(sim: SimulatorThread) -> None:
+    """A program that exits without stop(): the atexit stop closes with 1000, not a reset."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        from streamfsm import Credentials, State, StreamConfig, StreamController
+        ctl = StreamController(
+            Credentials({DEMO_KEY_ID!r}, {DEMO_SECRET!r}),
+            StreamConfig(url={sim.url("iex")!r}),
+            on_quote=lambda quote: None,
+            symbols=["AAPL"],
+        )
+        ctl.start()
+        assert ctl.wait_for(State.SUBSCRIBED, 5)
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    stats = sim.wait_for(lambda s: bool(s.connections) and not s.open_connections, WAIT)
+    assert [c.close_code for c in stats.connections] == [1000]
