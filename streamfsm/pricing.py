@@ -59,22 +59,18 @@ REST quote that was fetched after the outage began and is not older than the str
 
 from __future__ import annotations
 
-import enum
-import ipaddress
 import itertools
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final, Protocol
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterable, Mapping, Set
+from datetime import datetime
+from typing import Any, Final
 
 import attrs
 import msgspec
 
-from streamfsm.config import Feed, ModelMode, StreamConfig
+from streamfsm.config import ModelMode, StreamConfig
 from streamfsm.controller import (
     DEFAULT_START_TIMEOUT,
     DEFAULT_STOP_TIMEOUT,
@@ -91,13 +87,11 @@ from streamfsm.errors import (
 from streamfsm.journal import TransitionRecord
 from streamfsm.logs import StreamLogger
 from streamfsm.machine import State
-from streamfsm.models import Quote, Trade, decimal_price
+from streamfsm.models import Quote, Trade
+from streamfsm.refresher import AlpacaLatestQuotes, LatestQuoteSource
+from streamfsm.snapshots import QuoteSnapshot, Source, StaleReason, TradeSnapshot
 from streamfsm.subscriptions import validate_symbol
 from streamfsm.tracking import GapReport
-
-if TYPE_CHECKING:
-    from alpaca.data.historical.stock import StockHistoricalDataClient
-    from alpaca.data.models import Quote as AlpacaQuote
 
 __all__ = [
     "IEX_SUBSCRIPTION_LIMIT",
@@ -119,188 +113,10 @@ IEX_SUBSCRIPTION_LIMIT: Final = 30
 REFRESHER_JOIN_TIMEOUT: Final = 5.0
 #: The wildcard subscribes everything; a priced universe must be explicit to be bounded.
 _WILDCARD: Final = "*"
-#: The two sides of a quote must both be quoted (price above zero) for a mid and a spread.
-_TWO: Final = Decimal(2)
-_ZERO: Final = Decimal(0)
 
 # Stored tuples: (message, monotonic receive time, wall receive time as epoch seconds).
 _QuoteEntry = tuple[Quote, float, float]
 _TradeEntry = tuple[Trade, float, float]
-
-
-class StaleReason(enum.StrEnum):
-    """Why a snapshot should not be priced from; see the module docstring for the order."""
-
-    DISCONNECTED = "disconnected"
-    GAP = "gap"
-    AGE = "age"
-
-
-class Source(enum.StrEnum):
-    """Where a snapshot's data came from."""
-
-    STREAM = "stream"
-    REST = "rest"
-
-
-# ---------------------------------------------------------------- snapshots
-
-
-def _wall(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-def _decimal_size(size: float) -> Decimal:
-    """A size as Decimal: whole numbers without a fraction (``9``, not ``9.0``)."""
-    return Decimal(int(size)) if size.is_integer() else decimal_price(size)
-
-
-# Snapshots are msgspec structs, like the models they are built from, rather than attrs classes:
-# every read builds one, and a frozen 15-field msgspec struct is built about ten times faster
-# than the attrs equivalent (0.9 against 8.5 us on the 2-core CI box), which is GIL time taken
-# from the stream's loop when many threads read.
-
-
-class QuoteSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """The best bid and ask of one symbol at the moment of a read. Immutable.
-
-    Attributes:
-        symbol: the symbol.
-        bid: the bid price; ``ask`` likewise. ``Decimal`` converted from the wire's shortest
-            decimal form (``187.33`` gives ``Decimal("187.33")``, never the binary expansion).
-        bid_size: the bid size; ``ask_size`` likewise. ``Decimal``, whole sizes without a
-            fractional part.
-        mid: ``(bid + ask) / 2``, exact; None when a side is not quoted (price zero).
-        spread: ``ask - bid``, exact; None when a side is not quoted.
-        bid_exchange: the exchange code of the bid, when the feed gives one.
-        ask_exchange: the exchange code of the ask, when the feed gives one.
-        exchange_time: the exchange timestamp (UTC).
-        received_at: when it was received, monotonic seconds (the service's clock).
-        received_wall: when it was received, UTC wall-clock time.
-        age: seconds between ``received_at`` and the read.
-        stale_reason: the first reason that makes it stale, or None (see :attr:`stale`).
-        source: the stream, or the REST refresher during an outage.
-    """
-
-    symbol: str
-    bid: Decimal
-    ask: Decimal
-    bid_size: Decimal
-    ask_size: Decimal
-    mid: Decimal | None
-    spread: Decimal | None
-    bid_exchange: str | None
-    ask_exchange: str | None
-    exchange_time: datetime
-    received_at: float
-    received_wall: datetime
-    age: float = 0.0
-    stale_reason: StaleReason | None = None
-    source: Source = Source.STREAM
-
-    @property
-    def stale(self) -> bool:
-        """True when the price should not be used as it is (see ``stale_reason``)."""
-        return self.stale_reason is not None
-
-    @classmethod
-    def from_quote(
-        cls,
-        quote: Quote,
-        *,
-        received_at: float,
-        received_wall: float,
-        now: float,
-        stale_reason: StaleReason | None = None,
-        source: Source = Source.STREAM,
-    ) -> QuoteSnapshot:
-        """Build a snapshot from a decoded quote.
-
-        Args:
-            quote: the fast model as the stream (or the REST source) delivered it.
-            received_at: its monotonic receive time.
-            received_wall: its wall-clock receive time, epoch seconds.
-            now: the monotonic time of the read, for ``age``.
-            stale_reason: why it is stale, or None.
-            source: where it came from.
-        """
-        bid = decimal_price(quote.bid_price)
-        ask = decimal_price(quote.ask_price)
-        two_sided = bid > _ZERO and ask > _ZERO
-        return cls(
-            symbol=quote.symbol,
-            bid=bid,
-            ask=ask,
-            bid_size=_decimal_size(quote.bid_size),
-            ask_size=_decimal_size(quote.ask_size),
-            mid=(bid + ask) / _TWO if two_sided else None,
-            spread=ask - bid if two_sided else None,
-            bid_exchange=quote.bid_exchange,
-            ask_exchange=quote.ask_exchange,
-            exchange_time=quote.timestamp,
-            received_at=received_at,
-            received_wall=_wall(received_wall),
-            age=max(0.0, now - received_at),
-            stale_reason=stale_reason,
-            source=source,
-        )
-
-
-class TradeSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """The last trade of one symbol at the moment of a read. Immutable.
-
-    Attributes:
-        symbol: the symbol.
-        price: the trade price, ``Decimal`` from the wire's shortest decimal form.
-        size: the trade size, ``Decimal``, whole sizes without a fractional part.
-        exchange: the exchange code, when the feed gives one.
-        trade_id: the trade id, when the feed gives one.
-        exchange_time: the exchange timestamp (UTC).
-        received_at: when it was received, monotonic seconds.
-        received_wall: when it was received, UTC wall-clock time.
-        age: seconds between ``received_at`` and the read.
-        stale_reason: the first reason that makes it stale, or None (see :attr:`stale`).
-    """
-
-    symbol: str
-    price: Decimal
-    size: Decimal
-    exchange: str | None
-    trade_id: int | None
-    exchange_time: datetime
-    received_at: float
-    received_wall: datetime
-    age: float = 0.0
-    stale_reason: StaleReason | None = None
-
-    @property
-    def stale(self) -> bool:
-        """True when the trade should not be relied on as current (see ``stale_reason``)."""
-        return self.stale_reason is not None
-
-    @classmethod
-    def from_trade(
-        cls,
-        trade: Trade,
-        *,
-        received_at: float,
-        received_wall: float,
-        now: float,
-        stale_reason: StaleReason | None = None,
-    ) -> TradeSnapshot:
-        """Build a snapshot from a decoded trade; see :meth:`QuoteSnapshot.from_quote`."""
-        return cls(
-            symbol=trade.symbol,
-            price=decimal_price(trade.price),
-            size=_decimal_size(trade.size),
-            exchange=trade.exchange,
-            trade_id=trade.id,
-            exchange_time=trade.timestamp,
-            received_at=received_at,
-            received_wall=_wall(received_wall),
-            age=max(0.0, now - received_at),
-            stale_reason=stale_reason,
-        )
 
 
 @attrs.frozen(kw_only=True)
@@ -337,124 +153,6 @@ class PricingStatistics:
     evictions: int
     refreshes: int
     refresh_failures: int
-
-
-# ---------------------------------------------------------------- REST refresher
-
-
-class LatestQuoteSource(Protocol):
-    """Where the refresher gets quotes during an outage.
-
-    ``latest_quotes`` is called on the refresher thread with the symbols to refresh and returns
-    the quotes it found, keyed by symbol; symbols it has nothing for are left out. It may block
-    (it is a network call) and may raise: the refresher logs and counts the failure and carries on.
-    """
-
-    def latest_quotes(self, symbols: Sequence[str]) -> Mapping[str, Quote]:
-        """The latest quote of each symbol that has one."""
-        ...
-
-
-def _check_rest_url(url: str | None) -> str | None:
-    """Accept https://, and http:// for loopback hosts only (the secret goes in a header)."""
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme == "https" and host:
-        return url.rstrip("/")
-    if parts.scheme == "http" and loopback:
-        return url.rstrip("/")
-    raise ConfigurationError("url_override", "an https:// URL, or http:// on a loopback host", url)
-
-
-def _code(value: object) -> str | None:
-    """An exchange code as a plain string (alpaca-py gives str or its ``Exchange`` enum)."""
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))
-
-
-class AlpacaLatestQuotes:
-    """Latest quotes from Alpaca's REST API through alpaca-py's ``StockHistoricalDataClient``.
-
-    Args:
-        credentials: the same key as the stream.
-        feed: the feed to ask for (``iex``, ``sip`` or ``delayed_sip``).
-        url_override: the REST base URL instead of Alpaca's (``http://127.0.0.1:PORT`` for a
-            local fake); ``https://`` or a loopback ``http://`` only.
-
-    Caveats of alpaca-py, documented rather than patched: its client holds the secret as a
-    plain attribute, sets no request timeout, and sleeps and retries on 429 and 504 (three times,
-    three seconds apart). :meth:`PricingService.stop` therefore bounds how long it waits for a
-    refresh in flight.
-
-    Raises:
-        ConfigurationError: for a feed alpaca-py's REST API does not serve, or a URL that would
-            send the key in clear text to another host.
-    """
-
-    def __init__(
-        self,
-        credentials: Credentials,
-        *,
-        feed: Feed | str = Feed.IEX,
-        url_override: str | None = None,
-    ) -> None:
-        # alpaca-py is imported here, not with the module: it costs about a second.
-        from alpaca.data.enums import DataFeed
-        from alpaca.data.historical.stock import StockHistoricalDataClient
-
-        try:
-            self._feed = DataFeed(Feed(feed).value)
-        except ValueError:
-            raise ConfigurationError("feed", "iex, sip or delayed_sip", feed) from None
-        self._client: StockHistoricalDataClient = StockHistoricalDataClient(
-            api_key=credentials.key_id,
-            secret_key=credentials.reveal(),
-            url_override=_check_rest_url(url_override),
-        )
-
-    def latest_quotes(self, symbols: Sequence[str]) -> Mapping[str, Quote]:
-        """Fetch the latest quotes of ``symbols`` in one request.
-
-        Raises:
-            alpaca.common.exceptions.APIError: for an HTTP error status.
-            requests.RequestException: when the server cannot be reached.
-            ValueError: for a response alpaca-py cannot parse.
-        """
-        from alpaca.data.requests import StockLatestQuoteRequest
-
-        request = StockLatestQuoteRequest(symbol_or_symbols=list(symbols), feed=self._feed)
-        # Parsed models, since the client was built with raw_data=False (its default).
-        result = self._client.get_stock_latest_quote(request)
-        return {symbol: _from_alpaca(quote) for symbol, quote in result.items()}
-
-    def __repr__(self) -> str:
-        return f"AlpacaLatestQuotes(feed={self._feed.value!r})"
-
-
-def _from_alpaca(quote: AlpacaQuote) -> Quote:
-    conditions = quote.conditions
-    return Quote(
-        symbol=quote.symbol,
-        timestamp=quote.timestamp,
-        bid_price=quote.bid_price,
-        bid_size=quote.bid_size,
-        bid_exchange=_code(quote.bid_exchange),
-        ask_price=quote.ask_price,
-        ask_size=quote.ask_size,
-        ask_exchange=_code(quote.ask_exchange),
-        conditions=[conditions] if isinstance(conditions, str) else conditions,
-        tape=quote.tape,
-    )
-
-
-# ---------------------------------------------------------------- the service
 
 
 @attrs.frozen
