@@ -373,6 +373,9 @@ def _parse_line(line: int, raw: bytes) -> TransitionRecord | Violation:
         return Violation(line, ViolationKind.BAD_SCHEMA, str(error))
     except json.JSONDecodeError as error:
         return Violation(line, ViolationKind.MALFORMED_LINE, f"not JSON: {error.msg}")
+    except (ValueError, RecursionError) as error:
+        # json.loads also refuses huge integers (ValueError) and deep nesting (RecursionError).
+        return Violation(line, ViolationKind.MALFORMED_LINE, f"not JSON: {type(error).__name__}")
     if not isinstance(data, dict):
         return Violation(
             line, ViolationKind.MALFORMED_LINE, f"a JSON {type(data).__name__}, not an object"

@@ -38,7 +38,7 @@ from streamfsm.errors import (
     StreamError,
 )
 from streamfsm.journal import Journal, TransitionRecord
-from streamfsm.logs import StreamLogger, pin_transitions_logger
+from streamfsm.logs import StreamLogger, pin_library_loggers
 from streamfsm.machine import State
 from streamfsm.models import (
     Bar,
@@ -136,7 +136,7 @@ class StreamController:
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise ConfigurationError("credentials", "a streamfsm.Credentials", type(credentials))
-        pin_transitions_logger()
+        pin_library_loggers()
         self._credentials = credentials
         self.config = config if config is not None else StreamConfig()
         self.correlation_id = correlation_id or f"sfsm-{uuid.uuid4().hex[:12]}"
@@ -179,6 +179,8 @@ class StreamController:
         self._thread: threading.Thread | None = None
         self._root: asyncio.Task[None] | None = None
         self._lifecycle = threading.RLock()
+        # Guards the core whenever no engine owns it, and the hand-over of ownership.
+        self._core_lock = threading.RLock()
         # Dispatcher counters of engines that have finished (start after stop keeps totals).
         self._carried = {"callback_errors": 0, "dropped": 0}
         self._log.info("controller_created", endpoint=self.config.endpoint, models=mode.value)
@@ -209,6 +211,16 @@ class StreamController:
         snapshot = self._call(self._health, read_only=True)
         assert snapshot is not None  # read-only calls are never queued
         return snapshot
+
+    def delivery_lag(self) -> float:
+        """Inside a market-data callback: seconds since the frame being delivered arrived.
+
+        A callback that records prices should date them by arrival, not by delivery: a backlog
+        behind slow callbacks would otherwise make old prices look fresh. Elsewhere it is 0.0.
+        """
+        engine = self._engine
+        arrived = engine.dispatcher.current_received_at if engine is not None else None
+        return max(0.0, time.monotonic() - arrived) if arrived is not None else 0.0
 
     def add_listener(self, listener: Callable[[TransitionRecord], object]) -> None:
         """Call ``listener(record)`` on the controller's loop after every transition.
@@ -249,10 +261,14 @@ class StreamController:
             ControllerStoppedError: when the loop thread does not come up within ``timeout``.
         """
         if self._on_loop_thread():
+            engine = self._engine
+            if engine is not None and engine.finishing:
+                raise ControllerStoppedError("the controller is stopping; start it again later")
             self._call(self.core.request_start)
             return
         with self._lifecycle:
-            if self._loop is None:
+            self._await_finishing_engine(timeout)
+            if self._engine is None:
                 self._spawn_thread(timeout)
             self._call(self.core.request_start)
 
@@ -265,24 +281,26 @@ class StreamController:
         Raises:
             ShutdownTimeoutError: when the loop thread is still running after ``timeout``.
         """
-        if self._on_loop_thread():
+        engine = self._engine
+        if engine is not None and self._on_loop_thread():
+            # Inside a callback: stop now and deliver nothing more; the loop ends right after.
             self._call(self.core.request_stop)
-            if self._engine is not None:
-                self._engine.finish()
+            engine.finish()
             return
         with self._lifecycle:
-            if self._loop is None:
-                if self.core.state is not State.STOPPED:
-                    self.core.request_stop()
+            engine = self._engine
+            if engine is None:
+                self._call(self.core.request_stop)
                 return
-            self._call(self.core.request_stop)
-            engine, thread = self._engine, self._thread
-            if engine is not None:
-                self._post(engine.finish)
-            if thread is not None:
-                thread.join(timeout)
-                if thread.is_alive():
+            try:
+                self._call(self.core.request_stop)
+            finally:
+                self._post(engine, engine.finish)
+                thread = self._thread
+                if not engine.done.wait(timeout):
                     raise ShutdownTimeoutError(timeout)
+                if thread is not None:
+                    thread.join(timeout)
 
     def restart(self, *, force: bool = False) -> None:
         """Close the session and connect again; ``force`` also overrides an open breaker.
@@ -290,6 +308,8 @@ class StreamController:
         Raises:
             InvalidTransitionError: when stopped (use :meth:`start`).
         """
+        if self._engine is None:
+            raise ControllerStoppedError("restart() needs a running controller; call start()")
         self._call(lambda: self.core.request_restart(force=force))
 
     def subscribe(
@@ -336,7 +356,10 @@ class StreamController:
 
     async def astart(self) -> None:
         """Begin the lifecycle inside the running loop (the async twin of :meth:`start`)."""
-        if self._loop is None:
+        engine = self._engine
+        if engine is not None and engine.finishing and not self._on_loop_thread():
+            await asyncio.to_thread(engine.done.wait, self.config.command_timeout)
+        if self._engine is None:
             loop = asyncio.get_running_loop()
             ready = asyncio.Event()
             engine = _Engine(self, loop)
@@ -347,17 +370,19 @@ class StreamController:
 
     async def astop(self) -> None:
         """Stop and wait until nothing of the controller runs (the async twin of :meth:`stop`)."""
-        if self._loop is None:
-            if self.core.state is not State.STOPPED:
-                self.core.request_stop()
+        engine, root = self._engine, self._root
+        if engine is None or (
+            self._on_loop_thread() and asyncio.current_task() is engine.dispatch_task
+        ):
+            # No engine, or called from inside one of its callbacks: awaiting the engine here
+            # would wait for this very callback. Stop now; the engine winds down after it.
+            self.stop()
             return
         if self._thread is not None:
             await asyncio.to_thread(self.stop)
             return
         self._call(self.core.request_stop)
-        engine, root = self._engine, self._root
-        if engine is not None:
-            engine.finish()
+        engine.finish()
         if root is not None:
             await root
 
@@ -420,30 +445,53 @@ class StreamController:
         return self._loop is not None and threading.get_ident() == self._loop_thread
 
     def _attach(self, engine: _Engine, loop: asyncio.AbstractEventLoop) -> None:
-        self._engine = engine
-        self._loop = loop
-        self._loop_thread = threading.get_ident()
+        with self._core_lock:
+            self._engine = engine
+            self._loop = loop
+            self._loop_thread = threading.get_ident()
 
     def _detach(self) -> None:
         """The engine has finished: commands touch the core directly from now on."""
-        self._engine = None
-        self._loop = None
-        self._loop_thread = None
-        self._thread = None
-        self._root = None
+        with self._core_lock:
+            self._engine = None
+            self._loop = None
+            self._loop_thread = None
+            self._thread = None
+            self._root = None
 
-    def _post(self, action: Callable[[], object]) -> None:
-        loop = self._loop
-        if loop is None:
+    def _await_finishing_engine(self, timeout: float | None) -> None:
+        """If the engine is winding down, wait until it is gone (so a new one can start)."""
+        engine = self._engine
+        if engine is None or not engine.finishing:
             return
+        thread = self._thread
+        if not engine.done.wait(timeout):
+            raise ShutdownTimeoutError(timeout)
+        if thread is not None:
+            thread.join(timeout)
+
+    def _post(self, engine: _Engine, action: Callable[[], object]) -> None:
+        """Run ``action`` on ``engine``'s loop; a no-op once that loop has closed."""
         if threading.get_ident() == self._loop_thread:
             action()
-        else:
-            try:
-                loop.call_soon_threadsafe(action)
-            except RuntimeError:
-                # The loop closed between the check and the call: the engine is gone already.
-                return
+            return
+        try:
+            engine.loop.call_soon_threadsafe(action)
+        except RuntimeError:
+            # The loop closed between the check and the call: the engine is gone already.
+            return
+
+    def _direct(self, action: Callable[[], _T], read_only: bool) -> _T:
+        """No engine takes commands: apply ``action`` to the core under the core lock.
+
+        Commands it produces are discarded: with no engine there is no socket or timer for
+        them to act on (a stop's close, for example, has nothing left to close).
+        """
+        with self._core_lock:
+            result = action()
+            if not read_only:
+                self.core.drain()
+            return result
 
     def _call(self, action: Callable[[], _T], *, read_only: bool = False) -> _T | None:
         """Run ``action`` on the loop (directly when already on it) and return its result.
@@ -451,34 +499,48 @@ class StreamController:
         Core inputs go through the runner, which carries out their commands; ``read_only``
         actions run as they are. Returns None when the input was queued behind a running one.
         """
-        engine, loop = self._engine, self._loop
-        if engine is None or loop is None:
-            return action()
-        execute: Callable[[], _T | None] = action if read_only else lambda: engine.submit(action)
-        if threading.get_ident() == self._loop_thread:
-            return execute()
+        with self._core_lock:
+            engine = self._engine
+            if engine is None:
+                return self._direct(action, read_only)
+            on_loop = threading.get_ident() == self._loop_thread
+        if on_loop:
+            if engine.finishing:
+                return self._direct(action, read_only)
+            return action() if read_only else engine.submit(action)
+        if engine.finishing:
+            self._wait_gone(engine)
+            return self._call(action, read_only=read_only)
         future: concurrent.futures.Future[_T | None] = concurrent.futures.Future()
 
         def run() -> None:
-            if not future.set_running_or_notify_cancel():
+            if future.done() or not future.set_running_or_notify_cancel():
+                return
+            if engine.finishing:
+                future.set_exception(_EngineFinishing())
                 return
             try:
-                future.set_result(execute())
+                future.set_result(action() if read_only else engine.submit(action))
             except StreamError as error:
                 future.set_exception(error)
 
-        try:
-            loop.call_soon_threadsafe(run)
-        except RuntimeError:
-            # The loop closed meanwhile; the engine is gone, so the core is ours to touch.
-            return action()
         engine.pending.add(future)
         try:
+            engine.loop.call_soon_threadsafe(run)
             return future.result(timeout=self.config.command_timeout)
+        except (RuntimeError, _EngineFinishing):
+            # The engine began winding down (or its loop closed) before taking the command.
+            self._wait_gone(engine)
+            return self._call(action, read_only=read_only)
         except concurrent.futures.TimeoutError as exc:
             raise ControllerStoppedError("the controller's loop did not take the command") from exc
         finally:
             engine.pending.discard(future)
+
+    def _wait_gone(self, engine: _Engine) -> None:
+        """Wait, bounded, for a winding-down engine to finish."""
+        if not engine.done.wait(self.config.command_timeout):
+            raise ShutdownTimeoutError(self.config.command_timeout)
 
     def _subscribe_records(
         self,
@@ -594,7 +656,7 @@ class _Engine:
         self.loop = loop
         self.clock = LoopClock(loop)
         core = controller.core
-        self.runner = Runner(core, self.clock, self)
+        self.runner = Runner(core, self.clock, self, on_queued_error=self._queued_failed)
         submit = self.submit
         self.dispatcher = Dispatcher(
             controller._deliveries,
@@ -603,8 +665,14 @@ class _Engine:
             controller._log,
         )
         self.pending: set[concurrent.futures.Future[Any]] = set()
+        #: Set by finish(): no more commands or deliveries; the loop is winding down.
+        self.finishing = False
+        #: Set when the engine has detached and nothing of it runs any more (any thread waits).
+        self.done = threading.Event()
         self._sessions: dict[int, tuple[Session, asyncio.Task[None]]] = {}
         self._group: asyncio.TaskGroup | None = None
+        #: The task that runs user callbacks (an ``astop()`` from it must not await the engine).
+        self.dispatch_task: asyncio.Task[None] | None = None
         self._finished = asyncio.Event()
         self.hooks = SessionHooks(
             ready=lambda epoch, ack, rejection: submit(
@@ -630,8 +698,16 @@ class _Engine:
             self.controller._notify()
 
     def finish(self) -> None:
-        """Let :meth:`run` wind down: sessions cancelled, dispatcher closed."""
+        """Deliver nothing more and let :meth:`run` wind down; call it on the loop's thread."""
+        self.finishing = True
+        self.dispatcher.close()
         self._finished.set()
+
+    def _queued_failed(self, error: StreamError) -> None:
+        """A command queued behind another (from a listener, say) was refused: log it."""
+        self.controller._log.warning(
+            "queued_command_refused", error_type=type(error).__name__, error=str(error)
+        )
 
     def notify(self, callback: Callable[[Any], object], argument: object) -> None:
         """Call ``callback(argument)`` from the dispatcher task, isolated like data callbacks."""
@@ -642,7 +718,9 @@ class _Engine:
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                group.create_task(self.dispatcher.run(), name="streamfsm-dispatch")
+                self.dispatch_task = group.create_task(
+                    self.dispatcher.run(), name="streamfsm-dispatch"
+                )
                 ready()
                 await self._finished.wait()
                 if controller.core.state is not State.STOPPED:
@@ -660,7 +738,12 @@ class _Engine:
             for name in controller._carried:
                 controller._carried[name] += int(getattr(self.dispatcher, name))
             controller._journal.close()
+            self.finishing = True
             controller._detach()
+            for future in list(self.pending):
+                if not future.done():
+                    future.set_exception(_EngineFinishing())
+            self.done.set()
             with controller._changed:
                 controller._changed.notify_all()
 
@@ -703,6 +786,10 @@ class _Engine:
     def _server_warning(self, error: ServerError) -> None:
         """A transient server error while streaming (407 slow client, 500): tell the user."""
         self.report_error(error)
+
+
+class _EngineFinishing(Exception):  # noqa: N818 - an internal signal, never raised to users
+    """A command reached an engine that is winding down; the caller retries without it."""
 
 
 def _model_mode(models: ModelMode | str) -> ModelMode:

@@ -61,6 +61,16 @@ class Delivery:
         )
 
 
+class _Batch:
+    """One decoded frame's market data and the monotonic time its frame arrived."""
+
+    __slots__ = ("messages", "received_at")
+
+    def __init__(self, messages: list[Any], received_at: float) -> None:
+        self.messages = messages
+        self.received_at = received_at
+
+
 class _Notice:
     __slots__ = ("argument", "callback")
 
@@ -93,12 +103,14 @@ class Dispatcher:
         self._bound = bound
         self._overflow = overflow
         self._log = log
-        self._batches: collections.deque[list[Any] | _Notice] = collections.deque()
+        self._batches: collections.deque[_Batch | _Notice] = collections.deque()
         self._pending = 0
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        #: While a batch is being delivered: the monotonic time its frame arrived, else None.
+        self.current_received_at: float | None = None
         self.delivered = 0
         self.dropped = 0
         self.callback_errors = 0
@@ -108,11 +120,16 @@ class Dispatcher:
         """Messages queued and not yet delivered."""
         return self._pending
 
-    def put(self, batch: list[Any]) -> None:
-        """Queue a decoded frame's market data; never blocks, applies the overflow policy."""
+    def put(self, batch: list[Any], received_at: float) -> None:
+        """Queue a decoded frame's market data; never blocks, applies the overflow policy.
+
+        Args:
+            batch: the frame's market-data messages, in order.
+            received_at: the monotonic time the frame arrived (see ``current_received_at``).
+        """
         if self._closed or not batch:
             return
-        self._batches.append(batch)
+        self._batches.append(_Batch(batch, received_at))
         self._idle.clear()
         self._pending += len(batch)
         if self._pending > self._bound:
@@ -158,9 +175,13 @@ class Dispatcher:
             if isinstance(item, _Notice):
                 await self._notice(item)
                 continue
-            self._pending -= len(item)
+            self._pending -= len(item.messages)
             started = loop.time()
-            await self._deliver(item)
+            self.current_received_at = item.received_at
+            try:
+                await self._deliver(item.messages)
+            finally:
+                self.current_received_at = None
             if loop.time() - started > self._yield_after:
                 await asyncio.sleep(0)
 
@@ -219,11 +240,11 @@ class Dispatcher:
                 self._batches.rotate(-1)
                 continue
             excess = self._pending - self._bound
-            if len(oldest) <= excess:
+            if len(oldest.messages) <= excess:
                 self._batches.popleft()
-                self._pending -= len(oldest)
+                self._pending -= len(oldest.messages)
             else:
-                del oldest[:excess]
+                del oldest.messages[:excess]
                 self._pending -= excess
         dropped = before - self._pending
         self.dropped += dropped
@@ -235,9 +256,10 @@ class Dispatcher:
         """Keep only the newest queued quote of each symbol, newest batches first."""
         newest: set[str] = set()
         for index in range(len(self._batches) - 1, -1, -1):
-            batch = self._batches[index]
-            if isinstance(batch, _Notice):
+            item = self._batches[index]
+            if isinstance(item, _Notice):
                 continue
+            batch = item.messages
             kept: list[Any] = []
             for message in reversed(batch):
                 if type(message) is Quote:
@@ -248,4 +270,4 @@ class Dispatcher:
             if len(kept) != len(batch):
                 kept.reverse()
                 self._pending -= len(batch) - len(kept)
-                self._batches[index] = kept
+                item.messages = kept

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import threading
 from pathlib import Path
 from typing import IO, Any, Final
@@ -100,8 +101,7 @@ class Journal:
         if self._path is None:
             return
         if self._file is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self._path.open("a", encoding="utf-8")
+            self._file = _open_for_append(self._path)
         self._file.write(record.to_json() + "\n")
         self._file.flush()
 
@@ -115,3 +115,21 @@ class Journal:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _open_for_append(path: Path) -> IO[str]:
+    """Open the journal for appending; end a line torn by an earlier crash first.
+
+    Without the newline, the first record of this run would be glued to the torn line and lost
+    with it; with it, the torn line stands alone and ``audit verify`` reports just that line.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torn = False
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as existing:
+            existing.seek(-1, os.SEEK_END)
+            torn = existing.read(1) != b"\n"
+    file = path.open("a", encoding="utf-8")
+    if torn:
+        file.write("\n")
+    return file

@@ -22,6 +22,7 @@ __all__ = [
     "REDACTED",
     "StreamLogger",
     "configure_logging",
+    "pin_library_loggers",
     "redact_secrets",
     "register_secret",
 ]
@@ -129,9 +130,16 @@ class StreamLogger:
         self._emit("error", event, fields)
 
 
-def pin_transitions_logger() -> None:
-    """Keep the ``transitions`` library quiet: it logs at INFO on every callback."""
+def pin_library_loggers() -> None:
+    """Keep the libraries' stdlib loggers from logging what they must not.
+
+    ``transitions`` logs at INFO on every callback (noise, and 4-5x slower triggers).
+    ``websockets`` logs every frame at DEBUG, the auth frame with its secret included, on the
+    logger streamfsm hands it (``streamfsm.websockets``); an application that turns on DEBUG
+    globally must still never see a frame.
+    """
     logging.getLogger("transitions").setLevel(logging.WARNING)
+    logging.getLogger("streamfsm.websockets").setLevel(logging.INFO)
 
 
 def configure_logging(
@@ -158,4 +166,4 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
-    pin_transitions_logger()
+    pin_library_loggers()

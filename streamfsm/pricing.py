@@ -60,6 +60,7 @@ REST quote that was fetched after the outage began and is not older than the str
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import threading
 import time
@@ -145,6 +146,7 @@ class PricingStatistics:
         evictions: symbols dropped or refused because of ``max_symbols``, in total.
         refreshes: REST refreshes that returned.
         refresh_failures: REST refreshes (or ``on_refresh`` calls) that raised.
+        rejected_prices: quotes and trades skipped because a price was not a finite number >= 0.
     """
 
     tracked: int
@@ -153,6 +155,7 @@ class PricingStatistics:
     evictions: int
     refreshes: int
     refresh_failures: int
+    rejected_prices: int = 0
 
 
 @attrs.frozen
@@ -241,7 +244,10 @@ class PricingService:
         ):
             raise ConfigurationError("max_symbols", "an integer >= 1 or None", max_symbols)
         if max_age is not None and (
-            isinstance(max_age, bool) or not isinstance(max_age, int | float) or max_age <= 0
+            isinstance(max_age, bool)
+            or not isinstance(max_age, int | float)
+            or not math.isfinite(max_age)
+            or max_age <= 0
         ):
             raise ConfigurationError("max_age", "a number of seconds > 0 or None", max_age)
         self.max_symbols = max_symbols
@@ -254,6 +260,7 @@ class PricingService:
         self._user_refresh = on_refresh
         self._clock = clock
         self._wall = wall
+        self._rejected_prices = 0
         # Written by the loop thread only (the hot path and the listener); read anywhere.
         self._quotes: dict[str, _QuoteEntry] = {}
         self._trade_entries: dict[str, _TradeEntry] = {}
@@ -579,6 +586,7 @@ class PricingService:
             evictions=self._evictions,
             refreshes=self._refreshes,
             refresh_failures=self._refresh_failures,
+            rejected_prices=self._rejected_prices,
         )
 
     def _reason(
@@ -602,14 +610,27 @@ class PricingService:
     # ------------------------------------------------------------ the loop thread
 
     def _on_quote(self, quote: Quote) -> None:
-        """Hot path: one dict write, then the user's hook."""
-        self._quotes[quote.symbol] = (quote, self._clock(), self._wall())
+        """Hot path: one dict write, then the user's hook.
+
+        The quote is dated by when its frame arrived, not by when it is delivered, so a backlog
+        behind slow callbacks ages it as it should. A quote with a price that is not a finite
+        number >= 0 is skipped and counted: it could never be priced.
+        """
+        if not (_sane(quote.bid_price) and _sane(quote.ask_price)):
+            self._rejected_prices += 1
+            return
+        lag = self.controller.delivery_lag()
+        self._quotes[quote.symbol] = (quote, self._clock() - lag, self._wall() - lag)
         if self._user_quote is not None:
             self._user_quote(quote)
 
     def _on_trade(self, trade: Trade) -> None:
-        """Hot path: one dict write, then the user's hook."""
-        self._trade_entries[trade.symbol] = (trade, self._clock(), self._wall())
+        """Hot path: one dict write, then the user's hook (dated and checked as quotes are)."""
+        if not _sane(trade.price):
+            self._rejected_prices += 1
+            return
+        lag = self.controller.delivery_lag()
+        self._trade_entries[trade.symbol] = (trade, self._clock() - lag, self._wall() - lag)
         if self._user_trade is not None:
             self._user_trade(trade)
 
@@ -779,6 +800,11 @@ class PricingService:
                     self._user_refresh(stored)
             except Exception as exc:  # noqa: BLE001 - a pluggable source or hook must not end the refresher; logged and counted
                 self._log.warning("refresh_failed", error_type=type(exc).__name__, error=str(exc))
+
+
+def _sane(price: float) -> bool:
+    """A price a snapshot can hold: a finite number, not negative (0 means no side)."""
+    return math.isfinite(price) and price >= 0
 
 
 def _rank(member: _Tracked) -> tuple[int, int]:

@@ -50,10 +50,18 @@ class SessionPort(Protocol):
 class Runner:
     """Drives one :class:`ConnectionCore` with a clock and a session port."""
 
-    def __init__(self, core: ConnectionCore, clock: Clock, port: SessionPort) -> None:
+    def __init__(
+        self,
+        core: ConnectionCore,
+        clock: Clock,
+        port: SessionPort,
+        *,
+        on_queued_error: Callable[[StreamError], None] | None = None,
+    ) -> None:
         self.core = core
         self.clock = clock
         self.port = port
+        self._on_queued_error = on_queued_error
         self._timers: dict[Timer, TimerHandle] = {}
         self._queue: collections.deque[Callable[[], object]] = collections.deque()
         self._busy = False
@@ -61,7 +69,9 @@ class Runner:
     def submit(self, action: Callable[[], _T]) -> _T | None:
         """Run ``action`` against the core, then carry out the commands it produced.
 
-        Returns ``action``'s result, or None when it was queued behind a running input.
+        Returns ``action``'s result, or None when it was queued behind a running input. A queued
+        input that fails has no caller left to tell: its error goes to ``on_queued_error`` (or
+        is dropped), and the inputs queued after it still run.
 
         Raises:
             whatever ``action`` raises (for example ``InvalidTransitionError``) when it ran now;
@@ -72,15 +82,26 @@ class Runner:
             return None
         self._busy = True
         try:
-            result = action()
-            self._execute_outbox()
-            while self._queue:
-                self._queue.popleft()()
+            try:
+                return action()
+            finally:
                 self._execute_outbox()
-            return result
         finally:
-            self._busy = False
-            self._execute_outbox()
+            try:
+                self._run_queued()
+            finally:
+                self._busy = False
+
+    def _run_queued(self) -> None:
+        while self._queue:
+            queued = self._queue.popleft()
+            try:
+                queued()
+            except StreamError as error:
+                if self._on_queued_error is not None:
+                    self._on_queued_error(error)
+            finally:
+                self._execute_outbox()
 
     @property
     def armed(self) -> frozenset[Timer]:

@@ -200,8 +200,9 @@ class Session:
             if decoded.skipped:
                 tracker.skipped_messages += decoded.skipped
             if decoded.data:
-                tracker.observe(decoded.data, clock())
-                dispatcher.put(decoded.data)
+                now = clock()
+                tracker.observe(decoded.data, now)
+                dispatcher.put(decoded.data, now)
             for event in decoded.control:
                 self._control(event)
 

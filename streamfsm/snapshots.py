@@ -123,7 +123,7 @@ class QuoteSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         """
         bid = decimal_price(quote.bid_price)
         ask = decimal_price(quote.ask_price)
-        two_sided = bid > _ZERO and ask > _ZERO
+        two_sided = bid.is_finite() and ask.is_finite() and bid > _ZERO and ask > _ZERO
         return cls(
             symbol=quote.symbol,
             bid=bid,

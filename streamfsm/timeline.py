@@ -421,8 +421,9 @@ def _panel(timeline: Timeline, number: int, count: int, top: float) -> tuple[lis
         f'x2="{_num(_MARGIN_LEFT + plot_width)}" y2="{_num(axis_y)}" '
         f'stroke="{_AXIS_COLOUR}"/>'
     )
-    step = _tick_step(axis_span)
-    for index in range(math.floor(axis_span / step) + 1):
+    # A span too large for a float (absurd but parseable times) gets no ticks, not a crash.
+    step = _tick_step(axis_span) if math.isfinite(axis_span / _TARGET_TICKS) else math.inf
+    for index in range(math.floor(axis_span / step) + 1 if math.isfinite(step) else 0):
         value = index * step
         x = _MARGIN_LEFT + value * scale
         parts.append(

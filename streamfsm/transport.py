@@ -9,6 +9,7 @@ holds up a stop.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -20,6 +21,9 @@ from streamfsm.errors import ConnectionClosedError, ConnectTimeoutError, Transpo
 
 __all__ = ["WebSocketTransport"]
 
+#: websockets logs every frame, the auth frame included, at DEBUG on its connection logger; ours
+#: is pinned above DEBUG (see :func:`streamfsm.logs.pin_library_loggers`), so no frame is logged.
+FRAME_LOGGER = logging.getLogger("streamfsm.websockets")
 #: Identifies the client to the server, as alpaca-py's ``APCA-PY/<version>`` does.
 USER_AGENT = f"streamfsm websockets/{websockets_version}"
 
@@ -62,6 +66,7 @@ class WebSocketTransport:
                     max_size=config.max_frame_bytes,
                     max_queue=config.receive_queue_frames,
                     compression="deflate",
+                    logger=FRAME_LOGGER,
                 )
         except TimeoutError as exc:
             raise ConnectTimeoutError("connect", config.connect_timeout) from exc

@@ -55,7 +55,7 @@ def test_delivers_in_order_and_survives_a_raising_callback() -> None:
     batch = [quote("A", 1), quote("A", 2), quote("A", 3)]
 
     async def main() -> None:
-        dispatcher.put(list(batch))
+        dispatcher.put(list(batch), 0.0)
         await drain(dispatcher)
 
     asyncio.run(main())
@@ -77,7 +77,7 @@ def test_async_callbacks_are_awaited() -> None:
     )
 
     async def main() -> None:
-        dispatcher.put([quote("A", 1), quote("B", 2)])
+        dispatcher.put([quote("A", 1), quote("B", 2)], 0.0)
         await drain(dispatcher)
 
     asyncio.run(main())
@@ -88,8 +88,8 @@ def test_conflation_keeps_the_newest_quote_per_symbol_and_every_trade() -> None:
     """Over the bound, superseded quotes go first; trades are kept while that suffices."""
     sink: list[Any] = []
     dispatcher = make(4, OverflowPolicy.CONFLATE, sink)
-    dispatcher.put([quote("A", 1), trade("A", 10), quote("B", 1)])
-    dispatcher.put([quote("A", 2), quote("B", 2), trade("A", 11)])
+    dispatcher.put([quote("A", 1), trade("A", 10), quote("B", 1)], 0.0)
+    dispatcher.put([quote("A", 2), quote("B", 2), trade("A", 11)], 0.0)
     assert dispatcher.dropped == 2
     assert dispatcher.pending == 4
 
@@ -108,7 +108,7 @@ def test_drop_oldest_bounds_memory_whatever_the_channel() -> None:
     sink: list[Any] = []
     dispatcher = make(3, OverflowPolicy.DROP_OLDEST, sink)
     for price in range(10):
-        dispatcher.put([trade("A", price)])
+        dispatcher.put([trade("A", price)], 0.0)
         assert dispatcher.pending <= 3
     assert dispatcher.dropped == 7
     asyncio.run(drain(dispatcher))
@@ -119,8 +119,8 @@ def test_closed_dispatcher_delivers_nothing_more() -> None:
     """After close(), queued and new messages are never delivered."""
     sink: list[Any] = []
     dispatcher = make(10, OverflowPolicy.CONFLATE, sink)
-    dispatcher.put([quote("A", 1)])
+    dispatcher.put([quote("A", 1)], 0.0)
     dispatcher.close()
-    dispatcher.put([quote("A", 2)])
+    dispatcher.put([quote("A", 2)], 0.0)
     asyncio.run(dispatcher.run())
     assert sink == []

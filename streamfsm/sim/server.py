@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import http
+import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
@@ -70,6 +71,9 @@ CONNECTION_LIMIT_CODE: Final = 406
 #: Alpaca error codes are three-digit HTTP-like numbers.
 ERROR_CODE_RANGE: Final = range(100, 1000)
 
+#: websockets logs every frame at DEBUG, clients' auth frames included; this logger is kept
+#: above DEBUG so a test run with DEBUG logging shows no secret from the simulator either.
+FRAME_LOGGER: Final = logging.getLogger("streamfsm.sim.websockets")
 _log = StreamLogger(component="sim")
 _E = TypeVar("_E", bound=enum.Enum)
 _json_encoder: Final = msgspec.json.Encoder()
@@ -204,6 +208,7 @@ class Simulator:
             raise LocalProtocolError("a Simulator can be started once")
         config = self._config
         self._hub = Hub(config)
+        FRAME_LOGGER.setLevel(logging.INFO)
         self._server = await serve(
             self._handle,
             config.host,
@@ -214,6 +219,7 @@ class Simulator:
             ping_timeout=PING_TIMEOUT,
             close_timeout=config.close_timeout,
             max_size=MAX_CLIENT_MESSAGE,
+            logger=FRAME_LOGGER,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         _log.info("sim_started", url=self.url(Feed.IEX))
