@@ -296,11 +296,7 @@ class StreamController:
                 self._call(self.core.request_stop)
             finally:
                 self._post(engine, engine.finish)
-                thread = self._thread
-                if not engine.done.wait(timeout):
-                    raise ShutdownTimeoutError(timeout)
-                if thread is not None:
-                    thread.join(timeout)
+                engine.join(timeout)
 
     def restart(self, *, force: bool = False) -> None:
         """Close the session and connect again; ``force`` also overrides an open breaker.
@@ -436,6 +432,7 @@ class StreamController:
         async def main() -> None:
             loop = asyncio.get_running_loop()
             engine = _Engine(self, loop)
+            engine.thread = threading.current_thread()
             self._attach(engine, loop)
             await engine.run(ready.set)
 
@@ -462,13 +459,8 @@ class StreamController:
     def _await_finishing_engine(self, timeout: float | None) -> None:
         """If the engine is winding down, wait until it is gone (so a new one can start)."""
         engine = self._engine
-        if engine is None or not engine.finishing:
-            return
-        thread = self._thread
-        if not engine.done.wait(timeout):
-            raise ShutdownTimeoutError(timeout)
-        if thread is not None:
-            thread.join(timeout)
+        if engine is not None and engine.finishing:
+            engine.join(timeout)
 
     def _post(self, engine: _Engine, action: Callable[[], object]) -> None:
         """Run ``action`` on ``engine``'s loop; a no-op once that loop has closed."""
@@ -538,9 +530,8 @@ class StreamController:
             engine.pending.discard(future)
 
     def _wait_gone(self, engine: _Engine) -> None:
-        """Wait, bounded, for a winding-down engine to finish."""
-        if not engine.done.wait(self.config.command_timeout):
-            raise ShutdownTimeoutError(self.config.command_timeout)
+        """Wait, bounded by the command timeout, for a winding-down engine to finish."""
+        engine.join(self.config.command_timeout)
 
     def _subscribe_records(
         self,
@@ -669,6 +660,8 @@ class _Engine:
         self.finishing = False
         #: Set when the engine has detached and nothing of it runs any more (any thread waits).
         self.done = threading.Event()
+        #: The loop thread the controller spawned for it (None in the caller's own loop).
+        self.thread: threading.Thread | None = None
         self._sessions: dict[int, tuple[Session, asyncio.Task[None]]] = {}
         self._group: asyncio.TaskGroup | None = None
         #: The task that runs user callbacks (an ``astop()`` from it must not await the engine).
@@ -696,6 +689,20 @@ class _Engine:
             return self.runner.submit(action)
         finally:
             self.controller._notify()
+
+    def join(self, timeout: float | None) -> None:
+        """Wait until the engine is gone and its loop thread, if it has one, has ended.
+
+        Raises:
+            ShutdownTimeoutError: when that takes longer than ``timeout``.
+        """
+        thread = self.thread
+        if not self.done.wait(timeout):
+            raise ShutdownTimeoutError(timeout)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                raise ShutdownTimeoutError(timeout)
 
     def finish(self) -> None:
         """Deliver nothing more and let :meth:`run` wind down; call it on the loop's thread."""
