@@ -275,8 +275,9 @@ class StreamController:
     def stop(self, timeout: float | None = DEFAULT_STOP_TIMEOUT) -> None:
         """Stop from any state; returns when no task, timer, thread or socket remains.
 
-        Idempotent. Called from inside a callback it stops the lifecycle and returns at once;
-        the loop winds down right after the callback.
+        Idempotent. Called on the controller's own loop (inside a callback, or from async code
+        that shares the loop) it stops the lifecycle, delivers nothing more and returns at once;
+        the loop winds down right after. Async code that wants to wait uses ``await astop()``.
 
         Raises:
             ShutdownTimeoutError: when the loop thread is still running after ``timeout``.
@@ -303,6 +304,7 @@ class StreamController:
 
         Raises:
             InvalidTransitionError: when stopped (use :meth:`start`).
+            ControllerStoppedError: when the controller was never started or has wound down.
         """
         if self._engine is None:
             raise ControllerStoppedError("restart() needs a running controller; call start()")
