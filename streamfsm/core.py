@@ -334,11 +334,6 @@ class ConnectionCore:
         return self.state is State.SUBSCRIBED
 
     @property
-    def armed_timers(self) -> frozenset[Timer]:
-        """The timers currently armed."""
-        return frozenset(self._armed)
-
-    @property
     def change_in_flight(self) -> bool:
         """True while a subscribe or unsubscribe awaits the server's answer."""
         return self.book.in_flight is not None

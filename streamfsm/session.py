@@ -130,11 +130,6 @@ class Session:
             # The reader sees the same closed socket and reports it; nothing to add here.
             self._log.debug("send_failed", error=str(error))
 
-    def abort(self) -> None:
-        """Drop the socket at once (used when stopping from another state's callback)."""
-        if self._transport is not None:
-            self._transport.abort()
-
     # ------------------------------------------------------------ handshake
 
     async def _open(self) -> None:

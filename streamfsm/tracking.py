@@ -71,7 +71,6 @@ class DataTracker:
         }
         self._latest_of_type = {kind: self.latest[channel] for kind, channel in CHANNEL_OF.items()}
         self.counts: dict[str, int] = dict.fromkeys((*CHANNELS, "statuses"), 0)
-        self.last_at: dict[str, float] = {}
         self.malformed_frames = 0
         self.skipped_messages = 0
         self.recent_gaps: collections.deque[GapReport] = collections.deque(maxlen=RECENT_GAPS)
