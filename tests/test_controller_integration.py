@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 import structlog
 
@@ -90,18 +91,12 @@ def make(
 ) -> StreamController:
     return StreamController(
         kwargs.pop("credentials", CREDENTIALS),
-        config.__class__(**{**_fields(config), "url": sim.url("iex")}),
+        attrs.evolve(config, url=sim.url("iex")),
         on_quote=recorder,
         on_error=recorder.error,
         symbols=symbols,
         **kwargs,
     )
-
-
-def _fields(config: StreamConfig) -> dict[str, Any]:
-    import attrs
-
-    return attrs.asdict(config, recurse=False)
 
 
 def server_set(sim: SimulatorThread) -> Subscription:
@@ -173,7 +168,7 @@ def test_clean_close_codes_reconnect(sim: SimulatorThread, code: int) -> None:
 def test_mute_socket_is_detected_and_replaced(sim: SimulatorThread) -> None:
     """A socket that stays open but sends nothing is declared stale and replaced."""
     recorder = Recorder()
-    config = StreamConfig(**{**_fields(FAST), "stale": StalePolicy(quotes=0.3)})
+    config = attrs.evolve(FAST, stale=StalePolicy(quotes=0.3))
     ctl = make(sim, recorder, config=config)
     ctl.start()
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
@@ -233,7 +228,7 @@ def test_fatal_errors_stop_after_one_attempt(
 ) -> None:
     """402 and 409 stop the controller with the typed error after exactly one attempt."""
     recorder = Recorder()
-    config = StreamConfig(**{**_fields(FAST), "url": sim.url(feed)})
+    config = attrs.evolve(FAST, url=sim.url(feed))
     ctl = StreamController(
         credentials, config, on_quote=recorder, on_error=recorder.error, symbols=["AAPL"]
     )
@@ -301,25 +296,25 @@ def test_slow_auth_past_the_timeout_is_retried(sim: SimulatorThread) -> None:
 def test_raising_callback_keeps_stream(sim: SimulatorThread) -> None:
     """A callback that raises is counted; state, session and the rest of each frame survive."""
     seen: list[Any] = []
+    enough = threading.Event()
 
     def flaky(quote: Any) -> None:
         seen.append(quote)
+        if len(seen) >= 20:
+            enough.set()
         if len(seen) % 2:
             raise ValueError("handler bug")
 
     ctl = StreamController(
         CREDENTIALS,
-        StreamConfig(**{**_fields(FAST), "url": sim.url("iex")}),
+        attrs.evolve(FAST, url=sim.url("iex")),
         on_quote=flaky,
         symbols=["AAPL", "MSFT"],
     )
     ctl.start()
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
-    deadline = time.monotonic() + WAIT
-    while len(seen) < 20 and time.monotonic() < deadline:
-        ctl.wait_for(State.STOPPED, 0.05)
+    assert enough.wait(WAIT)
     health = ctl.health()
-    assert len(seen) >= 20
     assert health.callback_errors >= 10
     assert health.state is State.SUBSCRIBED
     assert health.attempts == 1
@@ -341,7 +336,7 @@ def test_subscribe_from_inside_a_callback(sim: SimulatorThread) -> None:
 
     ctl = StreamController(
         CREDENTIALS,
-        StreamConfig(**{**_fields(FAST), "url": sim.url("iex")}),
+        attrs.evolve(FAST, url=sim.url("iex")),
         on_quote=on_quote,
         on_trade=recorder,
         symbols=["AAPL"],
@@ -384,15 +379,13 @@ def _reach(ctl: StreamController, sim: SimulatorThread, state: State) -> None:
 def test_stop_from_each_state(sim: SimulatorThread, state: State) -> None:
     """stop() returns within 50 ms from every state and leaves nothing running."""
     recorder = Recorder()
-    config = StreamConfig(
-        **{
-            **_fields(FAST),
-            "backoff": BackoffPolicy(initial=5.0, maximum=5.0, jitter="equal"),
-            "breaker": BreakerPolicy(
-                failure_threshold=1 if state is State.CIRCUIT_OPEN else 5, cooldown=30.0
-            ),
-            "auth_timeout": 10.0,
-        }
+    config = attrs.evolve(
+        FAST,
+        backoff=BackoffPolicy(initial=5.0, maximum=5.0, jitter="equal"),
+        breaker=BreakerPolicy(
+            failure_threshold=1 if state is State.CIRCUIT_OPEN else 5, cooldown=30.0
+        ),
+        auth_timeout=10.0,
     )
     ctl = make(sim, recorder, config=config)
     _reach(ctl, sim, state)
@@ -480,7 +473,7 @@ def test_journal_file_verifies_against_the_table(sim: SimulatorThread, tmp_path:
     from streamfsm.timeline import build_timelines
 
     path = tmp_path / "journal.jsonl"
-    config = StreamConfig(**{**_fields(FAST), "url": sim.url("iex"), "journal_path": path})
+    config = attrs.evolve(FAST, url=sim.url("iex"), journal_path=path)
     ctl = StreamController(CREDENTIALS, config, on_quote=Recorder(), symbols=["AAPL"])
     ctl.start()
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
@@ -499,28 +492,33 @@ def test_journal_file_verifies_against_the_table(sim: SimulatorThread, tmp_path:
 def test_slow_consumer_is_bounded_and_conflated() -> None:
     """A consumer ten times slower than the feed: bounded queue, counted drops, order kept."""
     delivered: list[Any] = []
+    queue_peak = [0]
+    dropping = threading.Event()
+    holder: dict[str, StreamController] = {}
 
     def slow(quote: Any) -> None:
         delivered.append(quote)
+        health = holder["ctl"].health()  # on the loop thread: a direct, consistent read
+        queue_peak[0] = max(queue_peak[0], health.queued_messages)
+        if health.dropped_messages:
+            dropping.set()
         busy_until = time.perf_counter() + SLOW_CALLBACK_SECONDS
         while time.perf_counter() < busy_until:
             continue  # simulated work of a slow pricing model
 
     with SimulatorThread(SimConfig(rate=20_000, batch=100, seed=5)) as simulator:
-        config = StreamConfig(**{**_fields(FAST), "url": simulator.url("iex")})
-        config = StreamConfig(**{**_fields(config), "dispatch_queue_size": 500})
+        config = attrs.evolve(FAST, url=simulator.url("iex"), dispatch_queue_size=500)
         ctl = StreamController(
             CREDENTIALS, config, on_quote=slow, models="fast", symbols=["AAPL", "MSFT"]
         )
+        holder["ctl"] = ctl
         ctl.start()
         assert ctl.wait_for(State.SUBSCRIBED, WAIT)
-        deadline = time.monotonic() + WAIT
-        while ctl.health().dropped_messages == 0 and time.monotonic() < deadline:
-            assert ctl.health().queued_messages <= 500
-            ctl.wait_for(State.STOPPED, 0.05)
+        assert dropping.wait(WAIT)
         ctl.stop()
         health = ctl.health()
     assert health.dropped_messages > 0
+    assert queue_peak[0] <= 500
     assert len(delivered) + health.dropped_messages <= health.messages["quotes"]
     for symbol in ("AAPL", "MSFT"):
         seqs = [q.seq for q in delivered if q.symbol == symbol]
