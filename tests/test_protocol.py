@@ -393,11 +393,15 @@ def test_invalid_utf8_in_one_message_skips_only_that_message(encoding: Encoding)
 
 
 def test_invalid_utf8_in_a_control_message_is_a_protocol_error() -> None:
-    """An error message whose text is not UTF-8 raises rather than vanishing."""
+    """An error message whose text is not UTF-8 raises our typed error rather than vanishing.
+
+    Which exception the decoder raised underneath is the decoder's business (msgspec changed it
+    between releases); the contract is our error, with the cause chained.
+    """
     frame = msgspec.msgpack.encode([{"T": "error", "code": 402, "msg": "auth xx"}])
     with pytest.raises(RemoteProtocolError, match="malformed 'error'") as caught:
         FrameDecoder(Encoding.MSGPACK).decode(frame.replace(b"xx", b"\xff\xff"))
-    assert isinstance(caught.value.__cause__, UnicodeDecodeError)
+    assert caught.value.__cause__ is not None
 
 
 def test_an_empty_frame_is_empty(encoding: Encoding) -> None:
