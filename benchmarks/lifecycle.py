@@ -15,9 +15,9 @@ from typing import Any, Final
 
 from benchmarks.clients import AlpacaRunner, alpaca_stream, credentials
 from benchmarks.server import SYMBOLS
+from streamfsm._core.machine import State
 from streamfsm.config import BackoffPolicy, BreakerPolicy, StreamConfig
 from streamfsm.controller import StreamController
-from streamfsm.machine import State
 from streamfsm.sim import send_fault
 
 __all__ = ["measure_idle_cpu", "measure_reconnect", "measure_stop"]

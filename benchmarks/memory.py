@@ -16,9 +16,9 @@ from typing import Any, Final
 
 from benchmarks.clients import credentials
 from benchmarks.server import SYMBOLS
+from streamfsm._core.machine import State
 from streamfsm.config import StalePolicy, StreamConfig
 from streamfsm.controller import StreamController
-from streamfsm.machine import State
 
 __all__ = ["MEMORY_BATCH", "MEMORY_RATE", "measure_memory"]
 

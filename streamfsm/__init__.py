@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streamfsm import errors
+from streamfsm._core.machine import State
 from streamfsm.config import (
     BackoffPolicy,
     BreakerPolicy,
@@ -16,7 +17,6 @@ from streamfsm.config import (
 )
 from streamfsm.controller import Health, StreamController
 from streamfsm.credentials import Credentials
-from streamfsm.machine import State
 
 __all__ = [
     "BackoffPolicy",

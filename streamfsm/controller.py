@@ -25,11 +25,19 @@ from typing import Any, TypeVar
 
 import attrs
 
-from streamfsm.clock import LoopClock
+from streamfsm._aio.dispatch import Delivery, Dispatcher
+from streamfsm._aio.journal import Journal
+from streamfsm._aio.session import Session, SessionHooks
+from streamfsm._core.clock import LoopClock
+from streamfsm._core.core import CloseSession, ConnectionCore, OpenSession, SendChange
+from streamfsm._core.machine import State
+from streamfsm._core.policies import BreakerState
+from streamfsm._core.records import TransitionRecord
+from streamfsm._core.runner import Runner
+from streamfsm._core.subscriptions import CHANNELS, Subscription
+from streamfsm._core.tracking import DataTracker, GapReport
 from streamfsm.config import ModelMode, StreamConfig
-from streamfsm.core import CloseSession, ConnectionCore, OpenSession, SendChange
 from streamfsm.credentials import Credentials
-from streamfsm.dispatch import Delivery, Dispatcher
 from streamfsm.errors import (
     ConfigurationError,
     ControllerStoppedError,
@@ -37,9 +45,7 @@ from streamfsm.errors import (
     ShutdownTimeoutError,
     StreamError,
 )
-from streamfsm.journal import Journal, TransitionRecord
 from streamfsm.logs import StreamLogger, pin_library_loggers
-from streamfsm.machine import State
 from streamfsm.models import (
     Bar,
     DailyBar,
@@ -50,11 +56,6 @@ from streamfsm.models import (
     alpaca_converter,
     raw_converter,
 )
-from streamfsm.policies import BreakerState
-from streamfsm.runner import Runner
-from streamfsm.session import Session, SessionHooks
-from streamfsm.subscriptions import CHANNELS, Subscription
-from streamfsm.tracking import DataTracker, GapReport
 
 __all__ = ["Health", "StreamController"]
 
@@ -108,7 +109,7 @@ class StreamController:
         on_bar: called with each minute, updated or daily bar.
         on_error: called with each :class:`~streamfsm.errors.StreamError` the user must know
             about: fatal stops and rejected subscription changes.
-        on_gap: called with a :class:`~streamfsm.tracking.GapReport` when data resumes for a
+        on_gap: called with a :class:`~streamfsm._core.tracking.GapReport` when data resumes for a
             symbol after an outage.
         models: ``alpaca`` (alpaca-py's own models), ``fast`` (streamfsm structs with the same
             attribute names) or ``raw`` (wire dicts).

@@ -1,7 +1,8 @@
 """Market-data values as they come off the wire: frozen msgspec structs, and their conversions.
 
 These are the ``fast`` models. Each struct is tagged by the wire's ``T`` key and its fields are
-renamed to the wire's short keys, so :mod:`streamfsm.protocol` decodes a whole frame into them in
+renamed to the wire's short keys, so :mod:`streamfsm._core.protocol` decodes a whole frame into
+them in
 one typed msgspec call. Attribute names and types are those of alpaca-py's own models
 (``alpaca.data.models.Quote``, ``Trade``, ``Bar``, ``TradingStatus``), so a handler that reads
 ``quote.bid_price`` or ``bar.vwap`` works with either. Sizes, volumes and trade counts are floats

@@ -2,8 +2,9 @@
 
 ``FakeClock`` moves only when told to. ``FakeSessionPort`` records what a core asked of the I/O
 layer (sessions opened and closed, subscription changes, errors) so a test can answer as a server
-would, synchronously, through the core's fact inputs. With :class:`~streamfsm.runner.Runner`
-they drive a :class:`~streamfsm.core.ConnectionCore` deterministically, with no socket and no loop.
+would, synchronously, through the core's fact inputs. With :class:`~streamfsm._core.runner.Runner`
+they drive a :class:`~streamfsm._core.core.ConnectionCore` deterministically, with no socket and no
+loop.
 For tests against a real socket, use :mod:`streamfsm.sim`.
 """
 
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 import attrs
 
-from streamfsm.clock import FakeClock
-from streamfsm.core import CloseSession, OpenSession, SendChange
+from streamfsm._core.clock import FakeClock
+from streamfsm._core.core import CloseSession, OpenSession, SendChange
 from streamfsm.errors import StreamError
 
 __all__ = ["FakeClock", "FakeSessionPort"]

@@ -13,11 +13,19 @@ from pathlib import Path
 import attrs
 import pytest
 
-from streamfsm import audit, machine
-from streamfsm.audit import Violation, ViolationKind, read_records, verify_file, verify_records
-from streamfsm.journal import JOURNAL_SCHEMA, Journal, TransitionRecord
-from streamfsm.machine import State
-from streamfsm.timeline import build_timelines, format_timelines, render_svg
+from streamfsm._aio.journal import Journal
+from streamfsm._core import machine
+from streamfsm._core.machine import State
+from streamfsm._core.records import JOURNAL_SCHEMA, TransitionRecord
+from streamfsm.audit import verify as audit
+from streamfsm.audit.timeline import build_timelines, format_timelines, render_svg
+from streamfsm.audit.verify import (
+    Violation,
+    ViolationKind,
+    read_records,
+    verify_file,
+    verify_records,
+)
 
 WALL_TIME = "2025-03-04T14:30:00.123456+00:00"
 SVG_NS = "{http://www.w3.org/2000/svg}"

@@ -7,9 +7,9 @@ import threading
 from typing import Any
 
 from streamfsm import BackoffPolicy, Credentials, StalePolicy, StreamConfig
+from streamfsm._core.machine import State
+from streamfsm._core.records import TransitionRecord
 from streamfsm.controller import StreamController
-from streamfsm.journal import TransitionRecord
-from streamfsm.machine import State
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, Simulator, SimulatorThread
 
 CREDENTIALS = Credentials(DEMO_KEY_ID, DEMO_SECRET)

@@ -16,7 +16,9 @@ import pytest
 import structlog
 
 from streamfsm import BackoffPolicy, BreakerPolicy, Credentials, StalePolicy, StreamConfig
-from streamfsm.audit import verify_records
+from streamfsm._core.machine import State
+from streamfsm._core.subscriptions import Subscription
+from streamfsm.audit.verify import verify_records
 from streamfsm.controller import StreamController
 from streamfsm.errors import (
     AuthenticationError,
@@ -28,10 +30,8 @@ from streamfsm.errors import (
     StreamError,
     SymbolLimitError,
 )
-from streamfsm.machine import State
 from streamfsm.models import Quote as FastQuote
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
-from streamfsm.subscriptions import Subscription
 
 WAIT = 5.0
 #: A consumer this slow per quote handles 2k quotes/s, a tenth of the simulator's 20k.
@@ -469,8 +469,8 @@ def test_secret_never_appears_in_logs(sim: SimulatorThread) -> None:
 
 def test_journal_file_verifies_against_the_table(sim: SimulatorThread, tmp_path: Any) -> None:
     """The JSON Lines journal of a real run with a drop passes `audit verify` and has a timeline."""
-    from streamfsm.audit import verify_file
-    from streamfsm.timeline import build_timelines
+    from streamfsm.audit.timeline import build_timelines
+    from streamfsm.audit.verify import verify_file
 
     path = tmp_path / "journal.jsonl"
     config = attrs.evolve(FAST, url=sim.url("iex"), journal_path=path)
@@ -529,7 +529,7 @@ def test_a_defect_in_a_session_fails_only_that_session(
     sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unexpected exception on the hot path fails that session as InternalError; it recovers."""
-    from streamfsm.tracking import DataTracker
+    from streamfsm._core.tracking import DataTracker
 
     original = DataTracker.observe
     calls = {"n": 0}

@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from streamfsm._core.core import ArmTimer, ConnectionCore, OpenSession, Timer
+from streamfsm._core.machine import State
+from streamfsm._core.records import TransitionRecord
+from streamfsm._core.runner import Runner
+from streamfsm._core.subscriptions import EMPTY, Subscription
 from streamfsm.config import BackoffPolicy, BreakerPolicy, StalePolicy, StreamConfig
-from streamfsm.core import ArmTimer, ConnectionCore, OpenSession, Timer
 from streamfsm.errors import (
     AuthenticationError,
     ChangeIgnoredError,
@@ -19,10 +23,6 @@ from streamfsm.errors import (
     SymbolLimitError,
     TransportError,
 )
-from streamfsm.journal import TransitionRecord
-from streamfsm.machine import State
-from streamfsm.runner import Runner
-from streamfsm.subscriptions import EMPTY, Subscription
 from streamfsm.testing import FakeClock, FakeSessionPort
 
 AAPL = Subscription(quotes={"AAPL"})

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from streamfsm import diagram, errors, machine
-from streamfsm.diagram import (
+from streamfsm import errors
+from streamfsm._core import machine
+from streamfsm._core.machine import Row, State
+from streamfsm.audit import diagram
+from streamfsm.audit.diagram import (
     DOCUMENT_PATH,
     INVARIANTS,
     DiagramFormat,
@@ -23,7 +26,6 @@ from streamfsm.diagram import (
     render_json,
     render_mermaid,
 )
-from streamfsm.machine import Row, State
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / DOCUMENT_PATH
@@ -66,7 +68,7 @@ def test_render_is_independent_of_the_hash_seed() -> None:
     """A process with another PYTHONHASHSEED renders the very same bytes in every format."""
     script = (
         "import sys\n"
-        "from streamfsm.diagram import DiagramFormat, render\n"
+        "from streamfsm.audit.diagram import DiagramFormat, render\n"
         "sys.stdout.buffer.write('\\x00'.join(render(f) for f in DiagramFormat).encode())\n"
     )
     expected = "\x00".join(render(fmt) for fmt in DiagramFormat).encode()
@@ -183,7 +185,7 @@ def test_document_has_every_part() -> None:
     text = render_document()
     assert text.startswith("# ")
     assert (
-        "Generated from `streamfsm.machine.TRANSITIONS` by "
+        "Generated from `streamfsm._core.machine.TRANSITIONS` by "
         "`streamfsm diagram --write docs/state-diagram.md`; do not edit by hand." in text
     )
     assert "```mermaid\n---\ntitle:" in text
@@ -254,7 +256,7 @@ def test_every_invariant_names_tests_that_exist() -> None:
     """Each test the state diagram cites for an invariant is really in the suite."""
     from pathlib import Path
 
-    from streamfsm.diagram import INVARIANTS
+    from streamfsm.audit.diagram import INVARIANTS
 
     root = Path(__file__).resolve().parent.parent
     for invariant in INVARIANTS:

@@ -6,8 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from streamfsm._aio.dispatch import Delivery, Dispatcher
 from streamfsm.config import OverflowPolicy
-from streamfsm.dispatch import Delivery, Dispatcher
 from streamfsm.logs import StreamLogger
 from streamfsm.models import Quote, Trade
 

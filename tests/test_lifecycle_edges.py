@@ -14,20 +14,20 @@ from typing import Any
 import pytest
 
 from streamfsm import BackoffPolicy, Credentials, StalePolicy, StreamConfig
-from streamfsm.audit import ViolationKind, verify_file
+from streamfsm._core.core import ConnectionCore
+from streamfsm._core.machine import State
+from streamfsm._core.runner import Runner
+from streamfsm._core.subscriptions import Subscription
+from streamfsm.audit.verify import ViolationKind, verify_file
 from streamfsm.config import Encoding
 from streamfsm.controller import StreamController
-from streamfsm.core import ConnectionCore
 from streamfsm.errors import (
     ConfigurationError,
     ControllerStoppedError,
     InvalidTransitionError,
     StreamError,
 )
-from streamfsm.machine import State
-from streamfsm.runner import Runner
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, Simulator, SimulatorThread
-from streamfsm.subscriptions import Subscription
 from streamfsm.testing import FakeClock, FakeSessionPort
 
 CREDENTIALS = Credentials(DEMO_KEY_ID, DEMO_SECRET)
@@ -255,7 +255,7 @@ def test_absurd_numbers_in_config_are_configuration_errors() -> None:
 def test_a_price_that_is_not_a_number_is_skipped_and_counted() -> None:
     """NaN, infinite or negative prices never reach a snapshot; they are counted."""
     from streamfsm.models import Quote
-    from streamfsm.pricing import PricingService
+    from streamfsm.pricing.service import PricingService
 
     service = PricingService(CREDENTIALS, StreamConfig(url="ws://127.0.0.1:9/v2/iex"))
     service.track(["AAPL"])
@@ -272,7 +272,7 @@ def test_a_price_that_is_not_a_number_is_skipped_and_counted() -> None:
 
 def test_a_max_age_that_is_not_a_number_is_refused() -> None:
     """max_age=NaN would switch age staleness off; it is a ConfigurationError."""
-    from streamfsm.pricing import PricingService
+    from streamfsm.pricing.service import PricingService
 
     with pytest.raises(ConfigurationError):
         PricingService(CREDENTIALS, max_age=float("nan"))

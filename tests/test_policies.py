@@ -7,9 +7,9 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streamfsm._core.policies import Backoff, Breaker, BreakerState, StaleWatchdog
+from streamfsm._core.subscriptions import Subscription
 from streamfsm.config import BackoffPolicy, BreakerPolicy, Jitter, StalePolicy
-from streamfsm.policies import Backoff, Breaker, BreakerState, StaleWatchdog
-from streamfsm.subscriptions import Subscription
 
 policies = st.builds(
     BackoffPolicy,

@@ -1,6 +1,7 @@
 """The pricing service: exact snapshots, eviction, staleness, concurrent reads, REST refresh.
 
-Integration tests run a :class:`~streamfsm.pricing.PricingService` against the simulator over
+Integration tests run a :class:`~streamfsm.pricing.service.PricingService` against the simulator
+over
 loopback; the REST refresher talks to a stdlib ``http.server`` fake on 127.0.0.1. Every wait is a
 bounded wait on a condition that the service's hooks or transition listener signal.
 """
@@ -22,6 +23,8 @@ import pytest
 import structlog
 
 from streamfsm import BackoffPolicy, BreakerPolicy, Credentials, StalePolicy, StreamConfig
+from streamfsm._core.machine import State
+from streamfsm._core.records import TransitionRecord
 from streamfsm.errors import (
     ConfigurationError,
     InvalidSymbolError,
@@ -29,10 +32,8 @@ from streamfsm.errors import (
     StreamError,
     SymbolLimitError,
 )
-from streamfsm.journal import TransitionRecord
-from streamfsm.machine import State
 from streamfsm.models import Quote, Trade
-from streamfsm.pricing import (
+from streamfsm.pricing.service import (
     AlpacaLatestQuotes,
     PricingService,
     QuoteSnapshot,

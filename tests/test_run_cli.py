@@ -19,7 +19,7 @@ from typing import IO
 import pytest
 
 from streamfsm import cli
-from streamfsm import run as run_command
+from streamfsm.cli import live as run_command
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
 
 WAIT = 10.0

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from streamfsm import showcase
-from streamfsm.showcase import FAULTS, DemoOptions, run_demo
+from streamfsm.cli.demo import app as showcase
+from streamfsm.cli.demo.app import FAULTS, DemoOptions, run_demo
 
 #: The child's own --duration plus its start-up (imports, simulator) and shutdown.
 CHILD_TIMEOUT = showcase.RECOMMENDED_DURATION + 20.0
@@ -39,7 +39,7 @@ def test_every_fault_is_recovered_from(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "streamfsm.showcase",
+            "streamfsm.cli.demo.app",
             "--duration",
             f"{showcase.RECOMMENDED_DURATION:g}",
             "--seed",

@@ -1,6 +1,6 @@
 """Hypothesis drives the controller core through arbitrary server behaviour and user commands.
 
-The core runs under the real :class:`~streamfsm.runner.Runner` with a fake clock and a fake
+The core runs under the real :class:`~streamfsm._core.runner.Runner` with a fake clock and a fake
 session port; rules play the server (accept, reject with each code, drop, go mute, ack or refuse
 changes), the user (start, stop, restart, subscribe, unsubscribe) and time. The ten invariants of
 the design are checked after every step, against the transition table as the reference model.
@@ -18,11 +18,15 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from streamfsm.audit import verify_records
+from streamfsm._aio.dispatch import Delivery, Dispatcher
+from streamfsm._core.core import ConnectionCore, SendChange
+from streamfsm._core.machine import TRANSITIONS, State
+from streamfsm._core.records import TransitionRecord
+from streamfsm._core.runner import Runner
+from streamfsm._core.subscriptions import EMPTY, Subscription
+from streamfsm.audit.verify import verify_records
 from streamfsm.config import BackoffPolicy, BreakerPolicy, StalePolicy, StreamConfig
-from streamfsm.core import ConnectionCore, SendChange
 from streamfsm.credentials import Credentials
-from streamfsm.dispatch import Delivery, Dispatcher
 from streamfsm.errors import (
     SERVER_ERRORS,
     ConnectionClosedError,
@@ -32,12 +36,8 @@ from streamfsm.errors import (
     TransportError,
     server_error,
 )
-from streamfsm.journal import TransitionRecord
 from streamfsm.logs import StreamLogger
-from streamfsm.machine import TRANSITIONS, State
 from streamfsm.models import Quote
-from streamfsm.runner import Runner
-from streamfsm.subscriptions import EMPTY, Subscription
 from streamfsm.testing import FakeClock, FakeSessionPort
 
 SECRET = "hypothesis-secret-0123456789"

@@ -12,8 +12,8 @@ import collections
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from streamfsm.clock import Clock, TimerHandle
-from streamfsm.core import (
+from streamfsm._core.clock import Clock, TimerHandle
+from streamfsm._core.core import (
     ArmTimer,
     CancelTimer,
     CloseSession,

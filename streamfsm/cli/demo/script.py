@@ -16,14 +16,14 @@ from typing import Any, Final
 
 import attrs
 
+from streamfsm._core.machine import State
+from streamfsm._core.records import TransitionRecord
+from streamfsm._core.tracking import GapReport
 from streamfsm.config import BackoffPolicy, BreakerPolicy, StalePolicy, StreamConfig
 from streamfsm.errors import StreamError
-from streamfsm.journal import TransitionRecord
-from streamfsm.machine import State
 from streamfsm.models import Quote
-from streamfsm.pricing import PricingService
+from streamfsm.pricing.service import PricingService
 from streamfsm.sim import SimulatorThread
-from streamfsm.tracking import GapReport
 
 __all__ = [
     "AUTH_TIMEOUT",

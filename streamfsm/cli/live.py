@@ -2,7 +2,8 @@
 
     APCA_API_KEY_ID=... APCA_API_SECRET_KEY=... streamfsm run --symbols AAPL,MSFT
 
-It builds a :class:`~streamfsm.pricing.PricingService` from ``Credentials.from_env()`` and shows
+It builds a :class:`~streamfsm.pricing.service.PricingService` from ``Credentials.from_env()`` and
+shows
 the state, the time in state and a quote table: a ``rich`` live view on a terminal, plain lines
 otherwise (one per state change, and the quotes every few seconds). The first Ctrl-C stops
 gracefully and prints a summary; a second one, while stopping, exits at once.
@@ -34,13 +35,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from streamfsm._core.machine import State
+from streamfsm._core.records import TransitionRecord
 from streamfsm.config import Feed, StreamConfig
 from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
 from streamfsm.errors import ConfigurationError, MissingCredentialsError, StreamError
-from streamfsm.journal import TransitionRecord
 from streamfsm.logs import configure_logging
-from streamfsm.machine import State
-from streamfsm.pricing import PricingService, QuoteSnapshot
+from streamfsm.pricing.service import PricingService, QuoteSnapshot
 
 __all__ = ["add_parser", "run"]
 

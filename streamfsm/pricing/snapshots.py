@@ -2,7 +2,8 @@
 
 :class:`QuoteSnapshot` and :class:`TradeSnapshot` carry the prices, the receive times, the age
 and the :class:`StaleReason` (if any) of one symbol; :class:`Source` says whether the data came
-from the stream or the REST refresher. :class:`~streamfsm.pricing.PricingService` builds them.
+from the stream or the REST refresher. :class:`~streamfsm.pricing.service.PricingService` builds
+them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _ZERO: Final = Decimal(0)
 
 
 class StaleReason(enum.StrEnum):
-    """Why a snapshot should not be priced from; see :mod:`streamfsm.pricing` for the order."""
+    """Why a snapshot should not be priced from (``streamfsm.pricing.service`` gives the order)."""
 
     DISCONNECTED = "disconnected"
     GAP = "gap"

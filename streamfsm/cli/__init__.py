@@ -16,11 +16,11 @@ __all__ = ["main"]
 
 #: Subcommand name -> the module that implements it.
 COMMANDS: Final = {
-    "demo": "streamfsm.showcase",
-    "run": "streamfsm.run",
+    "demo": "streamfsm.cli.demo.app",
+    "run": "streamfsm.cli.live",
     "sim": "streamfsm.sim.command",
-    "diagram": "streamfsm.diagram",
-    "audit": "streamfsm.audit",
+    "diagram": "streamfsm.audit.diagram",
+    "audit": "streamfsm.audit.verify",
 }
 
 

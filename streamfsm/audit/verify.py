@@ -1,6 +1,7 @@
 """Check a transition journal against the transition table, and summarise it.
 
-The state diagram says what the controller does; the journal (``streamfsm.journal``) says what it
+The state diagram says what the controller does; the journal (``streamfsm._core.records``) says
+what it
 did. :func:`verify_file` and :func:`verify_records` check one against the other, record by record,
 and report every :class:`Violation` with its line number, so an auditor needs no code to tell a
 faithful journal from a damaged or edited one. ``docs/audit.md`` documents the rules; in short:
@@ -20,7 +21,7 @@ Checking goes on after a violation: the sequence and the chain resynchronise on 
 record, and an unreadable line counts as one missing record.
 
 ``streamfsm audit verify FILE`` and ``streamfsm audit timeline FILE [--svg OUT]`` are the command
-line; the timeline itself lives in :mod:`streamfsm.timeline`.
+line; the timeline itself lives in :mod:`streamfsm.audit.timeline`.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from typing import Any, Final
 
 import attrs
 
-from streamfsm import machine
-from streamfsm.journal import JOURNAL_SCHEMA, TransitionRecord
-from streamfsm.machine import State
+from streamfsm._core import machine
+from streamfsm._core.machine import State
+from streamfsm._core.records import JOURNAL_SCHEMA, TransitionRecord
 
 __all__ = [
     "Violation",
@@ -506,7 +507,7 @@ def _run_verify(journal: Path, *, allow_partial: bool) -> int:
 
 
 def _run_timeline(journal: Path, svg: Path | None) -> int:
-    from streamfsm.timeline import build_timelines, format_timelines, render_svg
+    from streamfsm.audit.timeline import build_timelines, format_timelines, render_svg
 
     try:
         records, _ = read_records(journal)

@@ -10,7 +10,8 @@ Rules of this file:
 3. ``dest=None`` is an internal transition: the state stays, the effects run, the journal records
    it. A row whose destination equals its source is reflexive: the state is left and entered again
    (``restart`` closes the session and opens a new one).
-4. Guards are the names of pure predicates on the model (:class:`streamfsm.core.ConnectionCore`);
+4. Guards are the names of pure predicates on the model
+(:class:`streamfsm._core.core.ConnectionCore`);
    effects are the names of its callbacks, which only append commands to an outbox.
 
 Triggers are commands (``start``, ``stop``, ``restart``) or facts in the past tense

@@ -12,9 +12,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from streamfsm.machine import State
-from streamfsm.pricing import PricingService, QuoteSnapshot
-from streamfsm.showcase_script import Progress, Script, elapsed, rounded
+from streamfsm._core.machine import State
+from streamfsm.cli.demo.script import Progress, Script, elapsed, rounded
+from streamfsm.pricing.service import PricingService, QuoteSnapshot
 
 __all__ = [
     "DIAGRAM_NAME",
@@ -251,6 +251,6 @@ def summary_json(
 
 def mermaid_diagram() -> str:
     """The state diagram as Mermaid, from the transition table."""
-    from streamfsm.diagram import render_mermaid
+    from streamfsm.audit.diagram import render_mermaid
 
     return render_mermaid()

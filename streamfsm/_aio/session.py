@@ -17,19 +17,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from streamfsm.config import StreamConfig
-from streamfsm.core import OpenSession
-from streamfsm.credentials import Credentials
-from streamfsm.dispatch import Dispatcher
-from streamfsm.errors import (
-    ConnectTimeoutError,
-    InternalError,
-    RemoteProtocolError,
-    ServerError,
-    StreamError,
-)
-from streamfsm.logs import StreamLogger
-from streamfsm.protocol import (
+from streamfsm._aio.dispatch import Dispatcher
+from streamfsm._aio.transport import WebSocketTransport
+from streamfsm._core.core import OpenSession
+from streamfsm._core.protocol import (
     Authenticated,
     Connected,
     FrameDecoder,
@@ -40,9 +31,18 @@ from streamfsm.protocol import (
     encode_subscribe,
     encode_unsubscribe,
 )
-from streamfsm.subscriptions import EMPTY, Subscription
-from streamfsm.tracking import DataTracker
-from streamfsm.transport import WebSocketTransport
+from streamfsm._core.subscriptions import EMPTY, Subscription
+from streamfsm._core.tracking import DataTracker
+from streamfsm.config import StreamConfig
+from streamfsm.credentials import Credentials
+from streamfsm.errors import (
+    ConnectTimeoutError,
+    InternalError,
+    RemoteProtocolError,
+    ServerError,
+    StreamError,
+)
+from streamfsm.logs import StreamLogger
 
 __all__ = ["Session", "SessionHooks"]
 

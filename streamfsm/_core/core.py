@@ -3,13 +3,13 @@
 Theory of operation
 -------------------
 :class:`ConnectionCore` is the model of a plain ``transitions.Machine`` built from
-:data:`streamfsm.machine.TRANSITIONS`. Its inputs are commands (``request_start``, ...) and facts
-reported by the I/O layer (``session_ready``, ``session_ended``, ``timer_fired``, ...). Each input
-fires at most one trigger. Guards are pure predicates over the core's fields and the trigger's
-arguments; callbacks decide and append *commands* (open a session, close it, send a subscription
-change, arm or cancel a timer, report an error) to ``outbox``. They never await, sleep, read a
-socket or raise after the state has changed. A driver (:mod:`streamfsm.runner`) drains the outbox
-after every input and carries the commands out.
+:data:`streamfsm._core.machine.TRANSITIONS`. Its inputs are commands (``request_start``, ...) and
+facts reported by the I/O layer (``session_ready``, ``session_ended``, ``timer_fired``, ...).
+Each input fires at most one trigger. Guards are pure predicates over the core's fields and the
+trigger's arguments; callbacks decide and append *commands* (open a session, close it, send a
+subscription change, arm or cancel a timer, report an error) to ``outbox``. They never await,
+sleep, read a socket or raise after the state has changed. A driver
+(:mod:`streamfsm._core.runner`) drains the outbox after every input and carries the commands out.
 
 Rules:
 
@@ -32,6 +32,16 @@ from typing import Any
 import attrs
 from transitions import EventData, Machine, MachineError
 
+from streamfsm._core.machine import State, transition_dicts
+from streamfsm._core.policies import Backoff, Breaker, StaleWatchdog
+from streamfsm._core.records import TransitionRecord
+from streamfsm._core.subscriptions import (
+    CHANNELS,
+    EMPTY,
+    SUBSCRIBE,
+    Subscription,
+    SubscriptionBook,
+)
 from streamfsm.config import StreamConfig
 from streamfsm.errors import (
     ChangeIgnoredError,
@@ -39,16 +49,6 @@ from streamfsm.errors import (
     InvalidTransitionError,
     ServerError,
     StreamError,
-)
-from streamfsm.journal import TransitionRecord
-from streamfsm.machine import State, transition_dicts
-from streamfsm.policies import Backoff, Breaker, StaleWatchdog
-from streamfsm.subscriptions import (
-    CHANNELS,
-    EMPTY,
-    SUBSCRIBE,
-    Subscription,
-    SubscriptionBook,
 )
 
 __all__ = [

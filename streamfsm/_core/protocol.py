@@ -33,6 +33,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 import attrs
 import msgspec
 
+from streamfsm._core.subscriptions import Subscription
 from streamfsm.config import MAX_SUBSCRIBE_FRAGMENT, Encoding
 from streamfsm.credentials import Credentials
 from streamfsm.errors import (
@@ -54,7 +55,6 @@ from streamfsm.models import (
     TradingStatus,
     UpdatedBar,
 )
-from streamfsm.subscriptions import Subscription
 
 __all__ = [
     "Authenticated",

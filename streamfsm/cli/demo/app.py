@@ -1,6 +1,7 @@
 """``streamfsm demo``: the whole product in one command, on the embedded simulator, no account.
 
-The demo starts the simulator with seeded data and a :class:`~streamfsm.pricing.PricingService`
+The demo starts the simulator with seeded data and a
+:class:`~streamfsm.pricing.service.PricingService`
 tracking eight symbols (two more are offered at a low priority and evicted by ``max_symbols``),
 then plays a fault script against it:
 
@@ -51,10 +52,7 @@ import structlog
 from rich.console import Console
 from rich.live import Live
 
-from streamfsm.credentials import Credentials
-from streamfsm.logs import configure_logging
-from streamfsm.pricing import PricingService
-from streamfsm.showcase_script import (
+from streamfsm.cli.demo.script import (
     AUTH_TIMEOUT,
     BACKOFF_INITIAL,
     BACKOFF_MAXIMUM,
@@ -68,7 +66,7 @@ from streamfsm.showcase_script import (
     Script,
     session_lost,
 )
-from streamfsm.showcase_view import (
+from streamfsm.cli.demo.view import (
     DIAGRAM_NAME,
     JOURNAL_NAME,
     LOG_NAME,
@@ -79,6 +77,9 @@ from streamfsm.showcase_view import (
     summary_json,
     summary_lines,
 )
+from streamfsm.credentials import Credentials
+from streamfsm.logs import configure_logging
+from streamfsm.pricing.service import PricingService
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
 
 __all__ = [
@@ -456,7 +457,7 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m streamfsm.showcase [options]``: the demo without the ``streamfsm`` command."""
+    """``python -m streamfsm.cli.demo.app [options]``: the demo without the CLI entry point."""
     parser = argparse.ArgumentParser(prog="streamfsm demo", description=DESCRIPTION)
     _arguments(parser)
     return run(parser.parse_args(argv))

@@ -19,9 +19,9 @@ from typing import Any, Final
 
 import attrs
 
-from streamfsm.core import ChannelActivity
+from streamfsm._core.core import ChannelActivity
+from streamfsm._core.subscriptions import CHANNELS, Subscription
 from streamfsm.models import Bar, DailyBar, Quote, Trade, TradingStatus, UpdatedBar
-from streamfsm.subscriptions import CHANNELS, Subscription
 
 __all__ = ["CHANNEL_OF", "DataTracker", "GapReport"]
 

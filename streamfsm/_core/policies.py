@@ -11,9 +11,9 @@ import math
 import random
 from collections.abc import Mapping
 
+from streamfsm._core.subscriptions import CHANNELS, Subscription
 from streamfsm.config import BackoffPolicy, BreakerPolicy, Jitter, StalePolicy
 from streamfsm.errors import StaleConnectionError
-from streamfsm.subscriptions import CHANNELS, Subscription
 
 __all__ = ["Backoff", "Breaker", "BreakerState", "StaleWatchdog"]
 

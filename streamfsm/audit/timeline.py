@@ -18,7 +18,8 @@ What the records can and cannot tell:
   an internal transition does not); a *fatal stop* enters ``stopped`` by a row guarded by
   ``is_fatal``.
 
-The timeline assumes a journal that :func:`streamfsm.audit.verify_file` accepts; on one it does
+The timeline assumes a journal that :func:`streamfsm.audit.verify.verify_file` accepts; on one it
+does
 not, it follows each record's ``dst`` and its numbers describe the records, not the truth.
 :func:`render_svg` draws the timelines as a dependency-free, deterministic SVG.
 """
@@ -32,9 +33,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 import attrs
 
-from streamfsm import machine
-from streamfsm.journal import TransitionRecord
-from streamfsm.machine import State
+from streamfsm._core import machine
+from streamfsm._core.machine import State
+from streamfsm._core.records import TransitionRecord
 
 __all__ = [
     "Interval",

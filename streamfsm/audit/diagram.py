@@ -1,6 +1,6 @@
 """The state diagram: what the controller does, exported from the one transition table.
 
-Every output here is a pure function of ``streamfsm.machine.TRANSITIONS``, ``State``,
+Every output here is a pure function of ``streamfsm._core.machine.TRANSITIONS``, ``State``,
 ``streamfsm.errors.SERVER_ERRORS`` and :data:`INVARIANTS`, read at call time:
 
 * :func:`render_mermaid` draws the table through ``transitions``' own Mermaid engine, from a fresh
@@ -30,9 +30,10 @@ from typing import Final
 import attrs
 from transitions.extensions.diagrams import GraphMachine
 
-from streamfsm import errors, machine
+from streamfsm import errors
+from streamfsm._core import machine
+from streamfsm._core.machine import Row, State
 from streamfsm.config import StreamConfig
-from streamfsm.machine import Row, State
 
 __all__ = [
     "DOCUMENT_PATH",
@@ -536,7 +537,7 @@ def render_document() -> str:
     lines = [
         "# streamfsm state diagram",
         "",
-        "Generated from `streamfsm.machine.TRANSITIONS` by "
+        "Generated from `streamfsm._core.machine.TRANSITIONS` by "
         f"`{_REGENERATE_COMMAND}`; do not edit by hand.",
         "",
         "This is what the controller does. What it did is in its transition journal; "

@@ -71,6 +71,10 @@ from typing import Any, Final
 import attrs
 import msgspec
 
+from streamfsm._core.machine import State
+from streamfsm._core.records import TransitionRecord
+from streamfsm._core.subscriptions import validate_symbol
+from streamfsm._core.tracking import GapReport
 from streamfsm.config import ModelMode, StreamConfig
 from streamfsm.controller import (
     DEFAULT_START_TIMEOUT,
@@ -85,14 +89,10 @@ from streamfsm.errors import (
     LocalProtocolError,
     StreamError,
 )
-from streamfsm.journal import TransitionRecord
 from streamfsm.logs import StreamLogger
-from streamfsm.machine import State
 from streamfsm.models import Quote, Trade
-from streamfsm.refresher import AlpacaLatestQuotes, LatestQuoteSource
-from streamfsm.snapshots import QuoteSnapshot, Source, StaleReason, TradeSnapshot
-from streamfsm.subscriptions import validate_symbol
-from streamfsm.tracking import GapReport
+from streamfsm.pricing.refresher import AlpacaLatestQuotes, LatestQuoteSource
+from streamfsm.pricing.snapshots import QuoteSnapshot, Source, StaleReason, TradeSnapshot
 
 __all__ = [
     "IEX_SUBSCRIPTION_LIMIT",
@@ -203,7 +203,8 @@ class PricingService:
             controller's loop, after the service stored it. Isolated: an exception is logged and
             counted in ``health().callback_errors``. Keep it short; it runs on the hot path.
         on_trade: likewise for trades.
-        on_gap: called with each :class:`~streamfsm.tracking.GapReport` on the controller's loop.
+        on_gap: called with each :class:`~streamfsm._core.tracking.GapReport` on the controller's
+        loop.
         on_error: called with each error the controller reports (fatal stops, rejected changes).
         on_refresh: called on the refresher thread with the snapshots each refresh stored.
         correlation_id: the controller's correlation id; generated when None.

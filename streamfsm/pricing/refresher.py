@@ -74,7 +74,8 @@ class AlpacaLatestQuotes:
 
     Caveats of alpaca-py, documented rather than patched: its client holds the secret as a
     plain attribute, sets no request timeout, and sleeps and retries on 429 and 504 (three times,
-    three seconds apart). :meth:`~streamfsm.pricing.PricingService.stop` therefore bounds how
+    three seconds apart). :meth:`~streamfsm.pricing.service.PricingService.stop` therefore bounds
+    how
     long it waits for a refresh in flight.
 
     Raises:
