@@ -9,19 +9,30 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import math
-from collections.abc import Callable
+import os
 from pathlib import Path
-from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Final
 
 import attrs
+from websockets.exceptions import InvalidURI
+from websockets.uri import parse_uri
 
+from streamfsm._validate import (
+    count,
+    factor,
+    instance_of,
+    member,
+    require_text,
+    seconds,
+)
 from streamfsm.errors import ConfigurationError
 
 __all__ = [
     "ALPACA_STREAM_BASE",
     "MAX_SUBSCRIBE_FRAGMENT",
+    "MIN_FRAME_BYTES",
+    "MIN_STALE_THRESHOLD",
+    "MIN_TIMEOUT",
     "BackoffPolicy",
     "BreakerPolicy",
     "Encoding",
@@ -37,6 +48,18 @@ __all__ = [
 ALPACA_STREAM_BASE: Final = "wss://stream.data.alpaca.markets"
 #: Subscribe payloads are sent as fragments of at most this many bytes, as alpaca-py does.
 MAX_SUBSCRIBE_FRAGMENT: Final = 32_768
+#: The shortest handshake, command or keepalive timeout accepted: a loopback handshake takes
+#: milliseconds and a WAN one tens of them; below half a second a healthy endpoint times out under
+#: load and the controller would cycle through backoff instead of failing at the call.
+MIN_TIMEOUT: Final = 0.5
+#: The shortest stale threshold accepted: gaps of a second between ticks are normal even on
+#: liquid names, so a shorter threshold would declare every healthy session stale.
+MIN_STALE_THRESHOLD: Final = 1.0
+#: The smallest frame limit accepted: the server's own acks for a few thousand symbols must fit,
+#: or every session would fail on its first acknowledgement.
+MIN_FRAME_BYTES: Final = 65_536
+#: URLs longer than this are refused: real endpoints are under a hundred characters.
+MAX_URL_CHARS: Final = 2048
 
 
 class Feed(enum.StrEnum):
@@ -91,77 +114,28 @@ class OverflowPolicy(enum.StrEnum):
     DROP_OLDEST = "drop_oldest"
 
 
-# ---------------------------------------------------------------- validators
+# ---------------------------------------------------------------- converters
 
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    number = _number(value)
-    if number is None or number <= 0:
-        raise ConfigurationError(attribute.name, "a finite number > 0", value)
-
-
-def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    number = _number(value)
-    if number is None or number < 0:
-        raise ConfigurationError(attribute.name, "a finite number >= 0", value)
-
-
-def _optional_positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        _positive(_instance, attribute, value)
-
-
-def _at_least(minimum: float) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        number = _number(value)
-        if number is None or number < minimum:
-            raise ConfigurationError(attribute.name, f"a finite number >= {minimum:g}", value)
-
-    return check
-
-
-def _positive_int(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(attribute.name, "an integer >= 1", value)
-
-
-_E = TypeVar("_E", bound=enum.Enum)
-
-
-def _member(kind: type[_E], field: str, value: object) -> _E:
-    if isinstance(value, kind):
-        return value
-    try:
-        return kind(value)
-    except ValueError:
-        choices = ", ".join(repr(member.value) for member in kind)
-        raise ConfigurationError(field, f"one of {choices}", value) from None
+_FEED = member(Feed, "feed")
+_ENCODING = member(Encoding, "encoding")
+_JITTER = member(Jitter, "jitter")
+_OVERFLOW = member(OverflowPolicy, "overflow")
 
 
 def _to_feed(value: object) -> Feed:
-    return _member(Feed, "feed", value)
+    return _FEED(value)
 
 
 def _to_encoding(value: object) -> Encoding:
-    return _member(Encoding, "encoding", value)
+    return _ENCODING(value)
 
 
 def _to_jitter(value: object) -> Jitter:
-    return _member(Jitter, "jitter", value)
+    return _JITTER(value)
 
 
 def _to_overflow(value: object) -> OverflowPolicy:
-    return _member(OverflowPolicy, "overflow", value)
+    return _OVERFLOW(value)
 
 
 # ---------------------------------------------------------------- policies
@@ -178,11 +152,11 @@ class BackoffPolicy:
     """
 
     #: 1 s first ceiling, as gRPC and alpaca-py: quick recovery from a one-off drop.
-    initial: float = attrs.field(default=1.0, validator=_positive)
+    initial: float = attrs.field(default=1.0, validator=seconds())
     #: Doubling, as alpaca-py; gRPC's 1.6 is gentler but slower to spread out.
-    multiplier: float = attrs.field(default=2.0, validator=_at_least(1.0))
+    multiplier: float = attrs.field(default=2.0, validator=factor())
     #: 30 s cap, as alpaca-py: a desk would rather retry twice a minute than wait gRPC's 120 s.
-    maximum: float = attrs.field(default=30.0, validator=_positive)
+    maximum: float = attrs.field(default=30.0, validator=seconds())
     #: Full jitter spends the least total work for the herd (AWS analysis).
     jitter: Jitter = attrs.field(default=Jitter.FULL, converter=_to_jitter)
 
@@ -202,19 +176,22 @@ class BreakerPolicy:
     """
 
     #: Five consecutive failures, the default of pybreaker, aiobreaker and circuitbreaker.
-    failure_threshold: int = attrs.field(default=5, validator=_positive_int)
+    failure_threshold: int = attrs.field(default=5, validator=count())
     #: 60 s, the default of resilience4j and pybreaker.
-    cooldown: float = attrs.field(default=60.0, validator=_positive)
+    cooldown: float = attrs.field(default=60.0, validator=seconds())
     #: Each failed probe doubles the cool-down, so a long outage costs few attempts.
-    cooldown_multiplier: float = attrs.field(default=2.0, validator=_at_least(1.0))
+    cooldown_multiplier: float = attrs.field(default=2.0, validator=factor())
     #: Ten minutes at most between probes, so recovery is noticed within a trading window.
-    max_cooldown: float = attrs.field(default=600.0, validator=_positive)
+    max_cooldown: float = attrs.field(default=600.0, validator=seconds())
 
     def __attrs_post_init__(self) -> None:
         if self.max_cooldown < self.cooldown:
             raise ConfigurationError(
                 "max_cooldown", f"a number >= cooldown ({self.cooldown:g})", self.max_cooldown
             )
+
+
+_threshold = seconds(low=MIN_STALE_THRESHOLD, optional=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -228,15 +205,22 @@ class StalePolicy:
     """
 
     #: Quotes of any liquid symbol tick many times a minute in session; 60 s of silence is a fault.
-    quotes: float | None = attrs.field(default=60.0, validator=_optional_positive)
+    quotes: float | None = attrs.field(default=60.0, validator=_threshold)
     #: Trades can be minutes apart on thin symbols; not watched unless asked.
-    trades: float | None = attrs.field(default=None, validator=_optional_positive)
+    trades: float | None = attrs.field(default=None, validator=_threshold)
     #: Minute bars come only for minutes with trades; not watched unless asked.
-    bars: float | None = attrs.field(default=None, validator=_optional_positive)
+    bars: float | None = attrs.field(default=None, validator=_threshold)
     #: Doubling after each quiet reconnect keeps off-hours churn logarithmic.
-    escalation: float = attrs.field(default=2.0, validator=_at_least(1.0))
+    escalation: float = attrs.field(default=2.0, validator=factor())
     #: At most one quiet-market reconnect every 15 minutes.
-    max_threshold: float = attrs.field(default=900.0, validator=_positive)
+    max_threshold: float = attrs.field(default=900.0, validator=_threshold)
+
+    def __attrs_post_init__(self) -> None:
+        for channel in ("quotes", "trades", "bars"):
+            value = self.threshold(channel)
+            if value is not None and value > self.max_threshold:
+                expected = f"a threshold <= max_threshold ({self.max_threshold:g})"
+                raise ConfigurationError(channel, expected, value)
 
     def threshold(self, channel: str) -> float | None:
         """The configured threshold for ``channel`` (``quotes``, ``trades`` or ``bars``)."""
@@ -259,23 +243,36 @@ def _is_loopback(host: str) -> bool:
 def _check_url(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
-    if not isinstance(value, str):
-        raise ConfigurationError(attribute.name, "a ws:// or wss:// URL string", value)
-    parts = urlsplit(value)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConfigurationError(attribute.name, "a ws:// or wss:// URL with a host", value)
-    if parts.scheme == "ws" and not _is_loopback(parts.hostname):
+    url = require_text(attribute.name, value, max_length=MAX_URL_CHARS)
+    try:
+        parts = parse_uri(url)
+    except (InvalidURI, ValueError):
+        # ValueError: urllib's verdict on a port out of range or not a number.
+        raise ConfigurationError(
+            attribute.name, "a ws:// or wss:// URL with a host", value
+        ) from None
+    if not parts.host or parts.username is not None:
+        raise ConfigurationError(
+            attribute.name, "a ws:// or wss:// URL with a host and no user:password", value
+        )
+    if not parts.secure and not _is_loopback(parts.host):
         raise ConfigurationError(
             attribute.name, "wss:// for any host that is not loopback (ws:// is unencrypted)", value
         )
 
 
 def _optional_path(value: object) -> Path | None:
-    if value is None or isinstance(value, Path):
-        return value
-    if isinstance(value, str) and value:
-        return Path(value)
-    raise ConfigurationError("journal_path", "a path or None", value)
+    if value is None:
+        return None
+    if isinstance(value, str | os.PathLike):
+        raw = os.fspath(value)
+        if isinstance(raw, str) and raw.strip() and "\0" not in raw:
+            return Path(raw)
+    raise ConfigurationError("journal_path", "a file path (str or os.PathLike) or None", value)
+
+
+_timeout = seconds(low=MIN_TIMEOUT)
+_keepalive = seconds(low=MIN_TIMEOUT, optional=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -292,39 +289,51 @@ class StreamConfig:
     encoding: Encoding = attrs.field(default=Encoding.MSGPACK, converter=_to_encoding)
 
     #: TCP plus WebSocket handshake; Alpaca answers in well under a second when healthy.
-    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
+    connect_timeout: float = attrs.field(default=10.0, validator=_timeout)
     #: Alpaca drops a connection that has not authenticated within 10 s.
-    auth_timeout: float = attrs.field(default=10.0, validator=_positive)
+    auth_timeout: float = attrs.field(default=10.0, validator=_timeout)
     #: The subscription ack follows the request within one round trip when healthy.
-    subscribe_timeout: float = attrs.field(default=10.0, validator=_positive)
+    subscribe_timeout: float = attrs.field(default=10.0, validator=_timeout)
     #: Closing never waits out a dead peer's close handshake: stop() has a 50 ms budget.
-    close_timeout: float = attrs.field(default=0.02, validator=_non_negative)
+    close_timeout: float = attrs.field(default=0.02, validator=seconds(allow_zero=True))
     #: Keepalive pings, as alpaca-py; they catch a dead TCP peer, not a mute feed.
-    ping_interval: float | None = attrs.field(default=10.0, validator=_optional_positive)
+    ping_interval: float | None = attrs.field(default=10.0, validator=_keepalive)
     #: A pong overdue by this long means the peer is gone.
-    ping_timeout: float | None = attrs.field(default=20.0, validator=_optional_positive)
+    ping_timeout: float | None = attrs.field(default=20.0, validator=_keepalive)
     #: Largest frame accepted; Alpaca batches many messages per frame, 8 MiB leaves room.
-    max_frame_bytes: int = attrs.field(default=8 * 1024 * 1024, validator=_positive_int)
+    max_frame_bytes: int = attrs.field(
+        default=8 * 1024 * 1024, validator=count(low=MIN_FRAME_BYTES)
+    )
     #: Frames buffered by the socket reader before TCP pushes back (alpaca-py uses 1024).
-    receive_queue_frames: int = attrs.field(default=1024, validator=_positive_int)
+    receive_queue_frames: int = attrs.field(default=1024, validator=count())
 
-    backoff: BackoffPolicy = attrs.field(factory=BackoffPolicy)
-    breaker: BreakerPolicy = attrs.field(factory=BreakerPolicy)
-    stale: StalePolicy = attrs.field(factory=StalePolicy)
+    backoff: BackoffPolicy = attrs.field(
+        factory=BackoffPolicy,
+        validator=instance_of(BackoffPolicy, "a BackoffPolicy, e.g. BackoffPolicy(initial=1.0)"),
+    )
+    breaker: BreakerPolicy = attrs.field(
+        factory=BreakerPolicy,
+        validator=instance_of(BreakerPolicy, "a BreakerPolicy, e.g. BreakerPolicy(cooldown=60.0)"),
+    )
+    #: A bare number is refused: it would not say which channels to watch (see decisions.md).
+    stale: StalePolicy = attrs.field(
+        factory=StalePolicy,
+        validator=instance_of(StalePolicy, "a StalePolicy, e.g. StalePolicy(quotes=60.0)"),
+    )
     #: A session must stay subscribed this long to count as healthy and reset backoff and breaker;
     #: a server that accepts and drops at once would otherwise cause a reconnect storm.
-    healthy_after: float = attrs.field(default=10.0, validator=_non_negative)
+    healthy_after: float = attrs.field(default=10.0, validator=seconds(allow_zero=True))
     #: Cool-down after 406 "connection limit exceeded": the server reaps a half-dead session
     #: after about 90 s, and reconnecting sooner only earns another 406.
-    connection_limit_cooldown: float = attrs.field(default=90.0, validator=_non_negative)
+    connection_limit_cooldown: float = attrs.field(default=90.0, validator=seconds(allow_zero=True))
 
     #: Undelivered messages held for slow callbacks before the overflow policy applies.
-    dispatch_queue_size: int = attrs.field(default=100_000, validator=_positive_int)
+    dispatch_queue_size: int = attrs.field(default=100_000, validator=count())
     overflow: OverflowPolicy = attrs.field(default=OverflowPolicy.CONFLATE, converter=_to_overflow)
     #: How long a sync API call waits for the controller's loop to take a command.
-    command_timeout: float = attrs.field(default=5.0, validator=_positive)
+    command_timeout: float = attrs.field(default=5.0, validator=_timeout)
     #: Transition records kept in memory by ``journal()``.
-    journal_size: int = attrs.field(default=1000, validator=_positive_int)
+    journal_size: int = attrs.field(default=1000, validator=count())
     #: Append every transition record to this JSON Lines file, flushed at each transition.
     journal_path: Path | None = attrs.field(default=None, converter=_optional_path)
 

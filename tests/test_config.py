@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import attrs
 import pytest
@@ -15,6 +16,7 @@ from streamfsm.config import (
     StreamConfig,
 )
 from streamfsm.errors import ConfigurationError
+from streamfsm.sim import SimConfig
 
 
 def test_defaults_point_at_alpaca_over_tls() -> None:
@@ -92,3 +94,99 @@ def test_invalid_values_name_the_field_expected_and_got(build: object, field: st
     assert field in str(error)
     assert "expected" in str(error)
     assert isinstance(error, ValueError)
+
+
+#: Values that were accepted once and then broke every session, or meant nothing; each must now
+#: fail at the call, naming its field.
+REFUSED_AT_THE_CALL: list[tuple[Any, str, object]] = [
+    (StreamConfig, "stale", 1.0),
+    (StreamConfig, "stale", "60"),
+    (StreamConfig, "backoff", 1.0),
+    (StreamConfig, "breaker", "x"),
+    (StreamConfig, "breaker", None),
+    (StreamConfig, "connect_timeout", True),
+    (StreamConfig, "connect_timeout", 0.001),
+    (StreamConfig, "connect_timeout", 1e300),
+    (StreamConfig, "connect_timeout", "10"),
+    (StreamConfig, "command_timeout", 10**400),
+    (StreamConfig, "ping_interval", math.inf),
+    (StreamConfig, "ping_timeout", 0.0),
+    (StreamConfig, "max_frame_bytes", 1),
+    (StreamConfig, "max_frame_bytes", 2**64),
+    (StreamConfig, "journal_size", 1.0),
+    (StreamConfig, "journal_size", 2**40),
+    (StreamConfig, "healthy_after", -0.1),
+    (StreamConfig, "feed", 1),
+    (StreamConfig, "encoding", None),
+    (StreamConfig, "url", b"ws://127.0.0.1/v2/iex"),
+    (StreamConfig, "url", "ws://127.0.0.1:99999/v2/iex"),
+    (StreamConfig, "url", "ws://user:pw@127.0.0.1:1/v2/iex"),
+    (StreamConfig, "url", "ws://127.0.0.1:1/v2/iex\n"),
+    (StreamConfig, "url", ""),
+    (StreamConfig, "journal_path", ""),
+    (StreamConfig, "journal_path", "journal\0.jsonl"),
+    (BackoffPolicy, "initial", math.nan),
+    (BackoffPolicy, "multiplier", 1e9),
+    (BackoffPolicy, "jitter", 0),
+    (BreakerPolicy, "failure_threshold", True),
+    (BreakerPolicy, "failure_threshold", 2.0),
+    (BreakerPolicy, "cooldown", -math.inf),
+    (StalePolicy, "quotes", 0.01),
+    (StalePolicy, "quotes", 1000.0),
+    (StalePolicy, "trades", "60"),
+    (StalePolicy, "escalation", 0.5),
+    (StalePolicy, "max_threshold", 1e12),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "value"),
+    REFUSED_AT_THE_CALL,
+    ids=[f"{kind.__name__}.{field}={value!r}" for kind, field, value in REFUSED_AT_THE_CALL],
+)
+def test_values_that_used_to_break_sessions_fail_at_the_call(
+    kind: Any, field: str, value: object
+) -> None:
+    """A wrong type, NaN, inf, a bool, or an out-of-range value raises ConfigurationError."""
+    with pytest.raises(ConfigurationError) as caught:
+        kind(**{field: value})
+    assert caught.value.field == field
+    assert "expected" in str(caught.value)
+
+
+def test_a_bare_number_for_stale_says_how_to_build_a_policy() -> None:
+    """``stale=1.0`` is refused with a message that shows the StalePolicy to write instead."""
+    with pytest.raises(ConfigurationError, match=r"StalePolicy\(quotes="):
+        StreamConfig(stale=1.0)  # type: ignore[arg-type]
+
+
+def test_enum_fields_take_members_and_their_string_values() -> None:
+    """Enum fields accept their members and exact string values, nothing that merely compares."""
+    assert StreamConfig(feed="iex", encoding="json", overflow="drop_oldest").feed is Feed.IEX
+    assert StreamConfig(journal_path="j.jsonl").journal_path is not None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("seed", -1),
+        ("seed", 2**64),
+        ("seed", 1.5),
+        ("port", 65_536),
+        ("port", True),
+        ("rate", math.nan),
+        ("rate", 1e12),
+        ("batch", 0),
+        ("batch", 10**9),
+        ("symbol_limit", 0),
+        ("compression", 1),
+        ("auth_timeout", math.inf),
+        ("replay", "frames"),
+        ("host", "0.0.0.0"),
+    ],
+)
+def test_simulator_config_refuses_what_it_cannot_serve(field: str, value: object) -> None:
+    """SimConfig validates through the same checks as StreamConfig, naming the field."""
+    with pytest.raises(ConfigurationError) as caught:
+        SimConfig(**{field: value})
+    assert caught.value.field == field

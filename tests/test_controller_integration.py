@@ -19,6 +19,7 @@ from streamfsm import BackoffPolicy, BreakerPolicy, Credentials, StalePolicy, St
 from streamfsm._core.machine import State
 from streamfsm._core.subscriptions import Subscription
 from streamfsm.audit.verify import verify_records
+from streamfsm.config import MIN_STALE_THRESHOLD
 from streamfsm.controller import StreamController
 from streamfsm.errors import (
     AuthenticationError,
@@ -168,7 +169,7 @@ def test_clean_close_codes_reconnect(sim: SimulatorThread, code: int) -> None:
 def test_mute_socket_is_detected_and_replaced(sim: SimulatorThread) -> None:
     """A socket that stays open but sends nothing is declared stale and replaced."""
     recorder = Recorder()
-    config = attrs.evolve(FAST, stale=StalePolicy(quotes=0.3))
+    config = attrs.evolve(FAST, stale=StalePolicy(quotes=MIN_STALE_THRESHOLD))
     ctl = make(sim, recorder, config=config)
     ctl.start()
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
@@ -181,7 +182,7 @@ def test_mute_socket_is_detected_and_replaced(sim: SimulatorThread) -> None:
     stale = [r for r in ctl.journal() if r.trigger == "data_stale"]
     assert stale
     assert stale[-1].error == "StaleConnectionError"
-    assert detected >= 0.2
+    assert detected >= MIN_STALE_THRESHOLD * 0.9
     ctl.stop()
     assert_clean(ctl, sim)
 

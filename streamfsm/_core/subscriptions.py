@@ -51,6 +51,8 @@ def validate_symbol(value: object) -> str:
 def _symbols(values: Iterable[str] | str) -> frozenset[str]:
     if isinstance(values, str):
         values = (values,)
+    if isinstance(values, bytes | bytearray | Mapping) or not isinstance(values, Iterable):
+        raise InvalidSymbolError(values, "expected a symbol or a collection of symbols")
     return frozenset(validate_symbol(value) for value in values)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import math
 import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -18,6 +17,7 @@ from typing import Any, Final
 
 import attrs
 
+from streamfsm._validate import boolean, count, instance_of, number, seconds
 from streamfsm.config import Feed
 from streamfsm.credentials import FINGERPRINT_CHARS, Credentials
 from streamfsm.errors import ConfigurationError
@@ -72,6 +72,14 @@ DEFAULT_RATE: Final = 50.0
 DEFAULT_CLOSE_TIMEOUT: Final = 1.0
 #: Highest TCP port number.
 MAX_PORT: Final = 65_535
+#: Seeds are non-negative and fit 64 bits: plenty of distinct walks, and a larger one is a typo.
+MAX_SEED: Final = 2**64 - 1
+#: Fastest paced feed accepted, in messages per second per connection; beyond it the pacing timer
+#: cannot keep up anyway, and ``rate=None`` (as fast as the client reads) is the way to ask for it.
+MAX_RATE: Final = 1_000_000.0
+#: Largest batch accepted: Alpaca sends a few hundred messages per frame at most, and a huge batch
+#: would build one enormous frame in memory.
+MAX_BATCH: Final = 10_000
 
 #: Ticker grammar the simulator accepts: upper-case letters and digits with class separators
 #: (BRK.B, BF/B, XYZ-W), at most 21 characters, as streamfsm's client validates them.
@@ -96,54 +104,6 @@ def fingerprint(key_id: str) -> str:
 # ---------------------------------------------------------------- validators and converters
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    number = _number(value)
-    if number is None or number < 0:
-        raise ConfigurationError(attribute.name, "a finite number >= 0", value)
-
-
-def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    number = _number(value)
-    if number is None or number <= 0:
-        raise ConfigurationError(attribute.name, "a finite number > 0", value)
-
-
-def _optional_non_negative(
-    _instance: object, attribute: attrs.Attribute[Any], value: object
-) -> None:
-    if value is not None:
-        _non_negative(_instance, attribute, value)
-
-
-def _positive_int(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(attribute.name, "an integer >= 1", value)
-
-
-def _optional_positive_int(
-    _instance: object, attribute: attrs.Attribute[Any], value: object
-) -> None:
-    if value is not None:
-        _positive_int(_instance, attribute, value)
-
-
-def _int(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(attribute.name, "an integer", value)
-
-
-def _bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, bool):
-        raise ConfigurationError(attribute.name, "True or False", value)
-
-
 def _loopback_host(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     try:
         loopback = isinstance(value, str) and ipaddress.ip_address(value).is_loopback
@@ -153,11 +113,6 @@ def _loopback_host(_instance: object, attribute: attrs.Attribute[Any], value: ob
         raise ConfigurationError(
             attribute.name, "a loopback IP address such as 127.0.0.1 or ::1", value
         )
-
-
-def _port(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PORT:
-        raise ConfigurationError(attribute.name, f"an integer in [0, {MAX_PORT}] (0: any)", value)
 
 
 def _feed(value: object, field: str) -> Feed:
@@ -230,12 +185,6 @@ def _to_universe(value: object) -> tuple[str, ...]:
     return symbols
 
 
-def _to_replay(value: object) -> Replay | None:
-    if value is None or isinstance(value, Replay):
-        return value
-    raise ConfigurationError("replay", "a Replay or None", value)
-
-
 def _to_frames(value: object) -> tuple[bytes | str, ...]:
     if isinstance(value, bytes | str) or not isinstance(value, Iterable):
         raise ConfigurationError("frames", "a sequence of pre-encoded frames", type(value))
@@ -262,7 +211,7 @@ class Replay:
     frames: tuple[bytes | str, ...] = attrs.field(
         converter=_to_frames, repr=lambda f: f"<{len(f)}>"
     )
-    repeat: int = attrs.field(default=1, validator=_positive_int)
+    repeat: int = attrs.field(default=1, validator=count())
 
 
 @attrs.frozen(kw_only=True)
@@ -277,7 +226,7 @@ class SimConfig:
     #: Loopback only: the simulator serves tests and demos, never a network.
     host: str = attrs.field(default="127.0.0.1", validator=_loopback_host)
     #: 0 lets the operating system pick a free port; read it back with ``Simulator.port``.
-    port: int = attrs.field(default=0, validator=_port)
+    port: int = attrs.field(default=0, validator=count(low=0, high=MAX_PORT))
     #: Accepted keys: a mapping key id -> secret, or Credentials. Kept as digests only.
     credentials: Mapping[str, bytes] = attrs.field(
         default={DEMO_KEY_ID: DEMO_SECRET}, converter=_to_key_table, repr=_show_keys
@@ -291,29 +240,31 @@ class SimConfig:
         factory=dict, converter=_to_entitlements
     )
     #: Trade plus quote subscriptions allowed per connection (405 beyond); None: no limit (SIP).
-    symbol_limit: int | None = attrs.field(
-        default=IEX_SYMBOL_LIMIT, validator=_optional_positive_int
-    )
+    symbol_limit: int | None = attrs.field(default=IEX_SYMBOL_LIMIT, validator=count(optional=True))
     #: Authenticated connections per key at a time (406 beyond); Alpaca allows 1 on most plans.
-    connection_limit: int = attrs.field(default=1, validator=_positive_int)
+    connection_limit: int = attrs.field(default=1, validator=count())
     #: The symbols ``"*"`` stands for. Any valid ticker may be subscribed and gets data.
     universe: tuple[str, ...] = attrs.field(default=DEFAULT_UNIVERSE, converter=_to_universe)
     #: Seeds every per-symbol random walk: the same seed gives the same prices.
-    seed: int = attrs.field(default=0, validator=_int)
+    seed: int = attrs.field(default=0, validator=count(low=0, high=MAX_SEED))
     #: Data messages per second per connection; 0: quiet; None: as fast as the client reads.
-    rate: float | None = attrs.field(default=DEFAULT_RATE, validator=_optional_non_negative)
+    rate: float | None = attrs.field(
+        default=DEFAULT_RATE, validator=number(high=MAX_RATE, optional=True)
+    )
     #: Data messages per frame, as Alpaca batches them.
-    batch: int = attrs.field(default=1, validator=_positive_int)
+    batch: int = attrs.field(default=1, validator=count(high=MAX_BATCH))
     #: Seconds a connection may stay unauthenticated before 404 and close.
-    auth_timeout: float = attrs.field(default=ALPACA_AUTH_TIMEOUT, validator=_positive)
+    auth_timeout: float = attrs.field(default=ALPACA_AUTH_TIMEOUT, validator=seconds())
     #: Seconds a closed connection keeps holding its key's slot (Alpaca: ALPACA_REAP_DELAY).
-    reap_delay: float = attrs.field(default=0.0, validator=_non_negative)
+    reap_delay: float = attrs.field(default=0.0, validator=seconds(allow_zero=True))
     #: permessage-deflate (RFC 7692), as Alpaca negotiates it.
-    compression: bool = attrs.field(default=True, validator=_bool)
+    compression: bool = attrs.field(default=True, validator=boolean())
     #: Seconds the server waits for a client to answer its close frame before dropping it.
-    close_timeout: float = attrs.field(default=DEFAULT_CLOSE_TIMEOUT, validator=_positive)
+    close_timeout: float = attrs.field(default=DEFAULT_CLOSE_TIMEOUT, validator=seconds())
     #: Pre-encoded frames sent instead of the random walk; see :class:`Replay`.
-    replay: Replay | None = attrs.field(default=None, converter=_to_replay)
+    replay: Replay | None = attrs.field(
+        default=None, validator=instance_of(Replay, "a Replay or None", optional=True)
+    )
 
     def feeds_for(self, key_id: str) -> frozenset[Feed]:
         """The feeds ``key_id`` is entitled to."""
