@@ -41,7 +41,7 @@ from streamfsm.config import Feed, StreamConfig
 from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
 from streamfsm.errors import ConfigurationError, MissingCredentialsError, StreamError
 from streamfsm.logs import configure_logging
-from streamfsm.pricing.service import PricingService, QuoteSnapshot
+from streamfsm.pricing import PricingService, QuoteSnapshot
 
 __all__ = ["add_parser", "run"]
 

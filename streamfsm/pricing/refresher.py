@@ -1,29 +1,43 @@
-"""Where the pricing service gets quotes from REST while the stream is down.
+"""Where the pricing service gets quotes from REST while the stream is down, and when.
 
 :class:`LatestQuoteSource` is the pluggable interface of the refresher;
 :class:`AlpacaLatestQuotes` implements it with alpaca-py's ``StockHistoricalDataClient``.
+
+:class:`Refresher` is off unless a service is given a source. Its named thread sleeps on an
+event that the service sets each time the session is lost and after each failed reconnect
+attempt, so its request rate is bounded by the backoff policy and it has no timer of its own.
+It then fetches the latest quotes of the stale symbols. REST quotes live in a dict of their own
+that only refreshes write (one at a time, under a lock the stream's loop never takes).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
 
 from streamfsm.config import Feed
 from streamfsm.credentials import Credentials
 from streamfsm.errors import ConfigurationError
+from streamfsm.logs import StreamLogger
 from streamfsm.models import Quote
+from streamfsm.pricing.snapshots import QuoteEntry, QuoteSnapshot, Source
 
 if TYPE_CHECKING:
     from alpaca.data.historical.stock import StockHistoricalDataClient
     from alpaca.data.models import Quote as AlpacaQuote
 
 __all__ = [
+    "REFRESHER_JOIN_TIMEOUT",
     "AlpacaLatestQuotes",
     "LatestQuoteSource",
+    "Refresher",
 ]
+
+#: How long :meth:`Refresher.stop` waits for the thread (one REST call at most).
+REFRESHER_JOIN_TIMEOUT: Final = 5.0
 
 
 class LatestQuoteSource(Protocol):
@@ -137,3 +151,161 @@ def _from_alpaca(quote: AlpacaQuote) -> Quote:
         conditions=[conditions] if isinstance(conditions, str) else conditions,
         tape=quote.tape,
     )
+
+
+class Refresher:
+    """REST quotes for stale symbols: on demand, and on a thread woken by stream failures.
+
+    Args:
+        source: where quotes come from.
+        members: the symbols that may be stored (the service's published membership).
+        stale_symbols: the tracked symbols whose quote is stale or missing, as of the call.
+        clock: monotonic seconds, for receive times.
+        wall: wall-clock epoch seconds, for receive times.
+        on_refresh: called on the refresher thread with the snapshots each refresh stored.
+        log: the service's logger.
+        thread_name: the name of the refresher thread.
+
+    Attributes:
+        quotes: the REST quotes stored, per symbol, with their receive times; read anywhere.
+        refreshes: refreshes that returned.
+        failures: refreshes (or ``on_refresh`` calls) that raised.
+    """
+
+    def __init__(
+        self,
+        source: LatestQuoteSource,
+        *,
+        members: Callable[[], Mapping[str, object]],
+        stale_symbols: Callable[[], tuple[str, ...]],
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        on_refresh: Callable[[Mapping[str, QuoteSnapshot]], object] | None,
+        log: StreamLogger,
+        thread_name: str,
+    ) -> None:
+        self._source = source
+        self._members = members
+        self._stale_symbols = stale_symbols
+        self._clock = clock
+        self._wall = wall
+        self._on_refresh = on_refresh
+        self._log = log
+        self._thread_name = thread_name
+        # Written under _lock by the thread or refresh() callers; read anywhere.
+        self._lock = threading.Lock()
+        self.quotes: dict[str, QuoteEntry] = {}
+        self.refreshes = 0
+        self.failures = 0
+        self._wanted = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        """Ask the thread for a refresh of the stale symbols; never blocks (the loop calls it)."""
+        self._wanted.set()
+
+    def forget(self, symbol: str) -> None:
+        """Drop the stored quote of a symbol that is no longer tracked."""
+        self.quotes.pop(symbol, None)
+
+    def refresh(
+        self, symbols: Iterable[str] | None, keep: Callable[[], bool] = lambda: True
+    ) -> dict[str, QuoteSnapshot]:
+        """Fetch and store REST quotes for tracked ``symbols`` (default: the stale ones).
+
+        Runs in the caller's thread and blocks for one call of the source; refreshes run one
+        at a time. A quote is stored only for a tracked symbol, under its own symbol, and when
+        it is not older than the one stored before. Nothing is stored when ``keep()`` turns
+        false during the call (the service stopped).
+
+        Returns:
+            The snapshots stored, keyed by symbol.
+
+        Raises:
+            Whatever the source raises; it is counted in :attr:`failures`.
+        """
+        requested = self._stale_symbols() if symbols is None else tuple(symbols)
+        with self._lock:
+            members = self._members()
+            wanted = tuple(symbol for symbol in requested if symbol in members)
+            if not wanted:
+                return {}
+            try:
+                fetched = self._source.latest_quotes(wanted)
+            except BaseException:
+                self.failures += 1
+                raise
+            received_at, received_wall = self._clock(), self._wall()
+            stored: dict[str, QuoteSnapshot] = {}
+            if not keep():
+                return stored
+            members = self._members()
+            for symbol, quote in fetched.items():
+                previous = self.quotes.get(symbol)
+                if (
+                    symbol not in members
+                    or quote.symbol != symbol
+                    or (previous is not None and previous[0].timestamp > quote.timestamp)
+                ):
+                    continue
+                self.quotes[symbol] = (quote, received_at, received_wall)
+                stored[symbol] = QuoteSnapshot.from_quote(
+                    quote,
+                    received_at=received_at,
+                    received_wall=received_wall,
+                    now=received_at,
+                    source=Source.REST,
+                )
+            self.refreshes += 1
+        self._log.info("quotes_refreshed", requested=len(wanted), stored=len(stored))
+        return stored
+
+    def start(self) -> None:
+        """Start the thread; a no-op when it runs already."""
+        if self._thread is not None:
+            return
+        self._closing = False
+        self._wanted.clear()
+        thread = threading.Thread(target=self._main, name=self._thread_name, daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread; waits for it up to :data:`REFRESHER_JOIN_TIMEOUT`. Idempotent.
+
+        A call to the source in flight that outlasts the wait is logged and abandoned: the
+        thread is a daemon and stores nothing once stopped.
+        """
+        thread = self._thread
+        if thread is None:
+            return
+        self._closing = True
+        self._wanted.set()
+        if thread is not threading.current_thread():
+            thread.join(REFRESHER_JOIN_TIMEOUT)
+            if thread.is_alive():
+                self._log.warning("refresher_abandoned", timeout=REFRESHER_JOIN_TIMEOUT)
+        self._thread = None
+
+    def _main(self) -> None:
+        """The thread: wait for a wake-up, refresh, repeat until stopped."""
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._closing:
+                return
+            try:
+                stored = self.refresh(None, keep=lambda: not self._closing)
+            except Exception as exc:  # noqa: BLE001 - a failing source must not end the refresher; refresh() counted it
+                self._log.warning("refresh_failed", error_type=type(exc).__name__, error=str(exc))
+                continue
+            if stored and self._on_refresh is not None:
+                try:
+                    self._on_refresh(stored)
+                except Exception as exc:  # noqa: BLE001 - a user hook must not end the refresher; logged and counted
+                    with self._lock:
+                        self.failures += 1
+                    self._log.warning(
+                        "on_refresh_failed", error_type=type(exc).__name__, error=str(exc)
+                    )

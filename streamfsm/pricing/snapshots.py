@@ -13,16 +13,25 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Final
 
+import attrs
 import msgspec
 
 from streamfsm.models import Quote, Trade, decimal_price
 
 __all__ = [
+    "PricingStatistics",
+    "QuoteEntry",
     "QuoteSnapshot",
     "Source",
     "StaleReason",
+    "TradeEntry",
     "TradeSnapshot",
 ]
+
+#: A stored quote: (the quote, monotonic arrival time, wall-clock arrival time in epoch seconds).
+QuoteEntry = tuple[Quote, float, float]
+#: A stored trade, as :data:`QuoteEntry`.
+TradeEntry = tuple[Trade, float, float]
 
 #: The two sides of a quote must both be quoted (price above zero) for a mid and a spread.
 _TWO: Final = Decimal(2)
@@ -199,3 +208,26 @@ class TradeSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             age=max(0.0, now - received_at),
             stale_reason=stale_reason,
         )
+
+
+@attrs.frozen(kw_only=True)
+class PricingStatistics:
+    """Counters of a pricing service at one moment.
+
+    Attributes:
+        tracked: symbols tracked.
+        quoted: tracked symbols that have a quote.
+        stale: tracked symbols whose quote is stale, or that have none.
+        evictions: symbols dropped or refused because of ``max_symbols``, in total.
+        refreshes: REST refreshes that returned.
+        refresh_failures: REST refreshes (or ``on_refresh`` calls) that raised.
+        rejected_prices: quotes and trades skipped because a price was not a finite number >= 0.
+    """
+
+    tracked: int
+    quoted: int
+    stale: int
+    evictions: int
+    refreshes: int
+    refresh_failures: int
+    rejected_prices: int = 0

@@ -79,7 +79,7 @@ from streamfsm.cli.demo.view import (
 )
 from streamfsm.credentials import Credentials
 from streamfsm.logs import configure_logging
-from streamfsm.pricing.service import PricingService
+from streamfsm.pricing import PricingService
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
 
 __all__ = [

@@ -22,7 +22,7 @@ from streamfsm._core.tracking import GapReport
 from streamfsm.config import BackoffPolicy, BreakerPolicy, StalePolicy, StreamConfig
 from streamfsm.errors import StreamError
 from streamfsm.models import Quote
-from streamfsm.pricing.service import PricingService
+from streamfsm.pricing import PricingService
 from streamfsm.sim import SimulatorThread
 
 __all__ = [

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from streamfsm._core.machine import State
 from streamfsm.cli.demo.script import Progress, Script, elapsed, rounded
-from streamfsm.pricing.service import PricingService, QuoteSnapshot
+from streamfsm.pricing import PricingService, QuoteSnapshot
 
 __all__ = [
     "DIAGRAM_NAME",
