@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,7 +22,8 @@ from pricing_support import (
 )
 
 from streamfsm._core.machine import State
-from streamfsm.pricing import AlpacaLatestQuotes, StaleReason
+from streamfsm.errors import ConfigurationError, InvalidSymbolError
+from streamfsm.pricing import AlpacaLatestQuotes, PricingService, StaleReason
 from streamfsm.sim import SimulatorThread
 
 #: Quotes the stream must deliver while eight threads read as fast as they can.
@@ -209,3 +211,43 @@ def test_stop_leaves_nothing_running(no_leaked_threads: None, sim: SimulatorThre
     assert service.state is State.STOPPED
     sim.wait_for(lambda stats: not stats.open_connections, WAIT)
     rest.close()
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("max_symbols", 0),
+        ("max_symbols", True),
+        ("max_symbols", 1.5),
+        ("max_age", -1),
+        ("max_age", math.nan),
+        ("max_age", True),
+        ("max_age", 10**9),
+        ("trades", "yes"),
+        ("on_quote", 5),
+        ("on_refresh", "print"),
+        ("refresher", object()),
+        ("clock", None),
+        ("config", "iex"),
+    ],
+)
+def test_a_bad_constructor_argument_is_a_configuration_error_naming_it(
+    argument: str, value: object
+) -> None:
+    """Each constructor argument is checked at the call, and the error names it."""
+    with pytest.raises(ConfigurationError, match=argument):
+        PricingService(CREDENTIALS, **{argument: value})
+
+
+def test_bad_method_arguments_raise_typed_errors_and_change_nothing() -> None:
+    """A bad priority, a non-string read or an invalid refresh symbol raise typed errors."""
+    service = PricingService(CREDENTIALS, trades=True)
+    for priority in (1.5, True, 2**40):
+        with pytest.raises(ConfigurationError, match="priority"):
+            service.track("AAPL", priority=priority)  # type: ignore[arg-type]
+    assert service.tracked() == {}
+    with pytest.raises(InvalidSymbolError):
+        service.quote(5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidSymbolError):
+        service.last_trade(["AAPL"])  # type: ignore[arg-type]
+    assert service.quote("NOPE") is None

@@ -2,19 +2,22 @@
 
 Every check raises :class:`~streamfsm.errors.ConfigurationError` (or
 :class:`~streamfsm.errors.InvalidSymbolError` for a symbol) at the call that brought the value
-in, so a bad argument never reaches the stream's loop.
+in, so a bad argument never reaches the stream's loop. Numbers follow the rules of
+:mod:`streamfsm._validate`, shared with the stream's configuration and the simulator.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TypeVar
 
+from streamfsm._validate import MAX_COUNT, require_count, require_instance, require_seconds
+from streamfsm.config import StreamConfig
 from streamfsm.errors import ConfigurationError, InvalidSymbolError
 
 __all__ = [
     "clock",
+    "config",
     "flag",
     "hooks",
     "optional_count",
@@ -29,28 +32,24 @@ _F = TypeVar("_F", bound=Callable[..., object])
 
 def optional_count(name: str, value: object) -> int | None:
     """An integer >= 1 (not a bool), or None."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigurationError(name, "an integer >= 1 or None", value)
-    return value
+    return None if value is None else require_count(name, value, low=1)
 
 
 def optional_seconds(name: str, value: object) -> float | None:
-    """A finite number of seconds > 0 (not a bool), as a float, or None."""
-    if value is not None and (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigurationError(name, "a number of seconds > 0 or None", value)
-    return None if value is None else float(value)
+    """A finite number of seconds > 0 and at most a week (not a bool), as a float, or None."""
+    return None if value is None else require_seconds(name, value)
 
 
 def priority(value: object) -> int:
-    """A priority: any integer, not a bool."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError("priority", "an integer", value)
-    return value
+    """A priority: an integer (not a bool) within a C ``int``, negative ones included."""
+    return require_count("priority", value, low=-MAX_COUNT, high=MAX_COUNT)
+
+
+def config(value: object) -> StreamConfig | None:
+    """A :class:`~streamfsm.config.StreamConfig`, or None for the defaults."""
+    if value is None:
+        return None
+    return require_instance("config", value, StreamConfig, "a StreamConfig or None")
 
 
 def flag(name: str, value: object) -> bool:
@@ -82,6 +81,6 @@ def source(name: str, value: object) -> None:
 
 
 def readable_symbol(symbol: object) -> None:
-    """A read of an unknown symbol is normal; a read of a non-string is the caller's bug."""
+    """A read of an unknown symbol is normal (None); a read of a non-string is the caller's bug."""
     if not isinstance(symbol, str):
         raise InvalidSymbolError(symbol, "a symbol must be a string")

@@ -147,7 +147,7 @@ class PricingService:
         _checks.source("refresher", refresher)
         self.controller = StreamController(
             credentials,
-            config,
+            _checks.config(config),
             on_quote=self._on_quote,
             on_trade=self._on_trade if trades else None,
             on_gap=on_gap,
@@ -298,9 +298,9 @@ class PricingService:
         Raises:
             InvalidSymbolError: when ``symbol`` is not a string.
         """
+        _checks.readable_symbol(symbol)
         member = self._membership.members.get(symbol)
         if member is None:
-            _checks.readable_symbol(symbol)
             return None
         rest = self._refresher.quotes.get(symbol) if self._refresher is not None else None
         return self._store.quote(symbol, member.since, self._clock(), rest)
@@ -319,9 +319,9 @@ class PricingService:
         """
         if not self._trades:
             raise LocalProtocolError("trades are not tracked; build the service with trades=True")
+        _checks.readable_symbol(symbol)
         member = self._membership.members.get(symbol)
         if member is None:
-            _checks.readable_symbol(symbol)
             return None
         return self._store.last_trade(symbol, member.since, self._clock())
 
