@@ -38,6 +38,7 @@ __all__ = [
     "Encoding",
     "Feed",
     "Jitter",
+    "JournalFsync",
     "ModelMode",
     "OverflowPolicy",
     "StalePolicy",
@@ -114,12 +115,28 @@ class OverflowPolicy(enum.StrEnum):
     DROP_OLDEST = "drop_oldest"
 
 
+class JournalFsync(enum.StrEnum):
+    """When the journal file is forced to disk (``fsync``), beyond the flush after every record.
+
+    ``always``: after every record; a power loss loses at most the transition in progress.
+    ``interval``: at most once per ``journal_fsync_interval``, on the record that crosses it, and
+    when the controller stops; a power loss loses at most that interval's records.
+    ``never``: flushed to the operating system only; a process crash loses nothing, a power loss
+    whatever the kernel had not written. ``docs/benchmarks.md`` gives the measured cost of each.
+    """
+
+    ALWAYS = "always"
+    INTERVAL = "interval"
+    NEVER = "never"
+
+
 # ---------------------------------------------------------------- converters
 
 _FEED = member(Feed, "feed")
 _ENCODING = member(Encoding, "encoding")
 _JITTER = member(Jitter, "jitter")
 _OVERFLOW = member(OverflowPolicy, "overflow")
+_JOURNAL_FSYNC = member(JournalFsync, "journal_fsync")
 
 
 def _to_feed(value: object) -> Feed:
@@ -136,6 +153,10 @@ def _to_jitter(value: object) -> Jitter:
 
 def _to_overflow(value: object) -> OverflowPolicy:
     return _OVERFLOW(value)
+
+
+def _to_journal_fsync(value: object) -> JournalFsync:
+    return _JOURNAL_FSYNC(value)
 
 
 # ---------------------------------------------------------------- policies
@@ -336,6 +357,13 @@ class StreamConfig:
     journal_size: int = attrs.field(default=1000, validator=count())
     #: Append every transition record to this JSON Lines file, flushed at each transition.
     journal_path: Path | None = attrs.field(default=None, converter=_optional_path)
+    #: An audit trail that a power loss can cut is a weak one, and transitions are rare (the
+    #: backoff policy bounds them), so every record is forced to disk by default.
+    journal_fsync: JournalFsync = attrs.field(
+        default=JournalFsync.ALWAYS, converter=_to_journal_fsync
+    )
+    #: Under ``journal_fsync="interval"``: at most one forced write per this many seconds.
+    journal_fsync_interval: float = attrs.field(default=1.0, validator=seconds())
 
     @property
     def endpoint(self) -> str:

@@ -149,7 +149,12 @@ class StreamController:
         mode = _model_mode(models)
         self._on_error = on_error
         self._on_gap = on_gap
-        self._journal = Journal(self.config.journal_size, self.config.journal_path)
+        self._journal = Journal(
+            self.config.journal_size,
+            self.config.journal_path,
+            fsync=self.config.journal_fsync,
+            fsync_interval=self.config.journal_fsync_interval,
+        )
         self._listeners: list[Callable[[TransitionRecord], object]] = []
         # Async waiters and iterators: each queue with the loop it belongs to.
         self._iterators: list[
@@ -546,7 +551,7 @@ class StreamController:
     def _on_record(self, record: TransitionRecord) -> None:
         """after every transition, on the loop: journal, log, gaps, listeners, waiters."""
         try:
-            self._journal.append(record)
+            record = self._journal.append(record)
         except OSError as exc:
             # Nothing after a state change may fail: the record stays in memory, the loss is loud.
             self._log.error("journal_write_failed", error_type=type(exc).__name__, error=str(exc))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import re
@@ -46,8 +47,8 @@ class Step:
 def walk(
     *steps: Step, first_seq: int = 1, src: str = "idle", correlation_id: str = "run-a"
 ) -> list[TransitionRecord]:
-    """Records for ``steps``, chained from ``src`` and numbered from ``first_seq``."""
-    records = []
+    """Records for ``steps``, chained from ``src``, numbered from ``first_seq``, each linked."""
+    records: list[TransitionRecord] = []
     for seq, step in enumerate(steps, start=first_seq):
         records.append(
             TransitionRecord(
@@ -64,6 +65,7 @@ def walk(
                 error=step.error,
                 code=step.code,
                 attempt=0,
+                prev_hash=records[-1].link() if records else None,
             )
         )
         src = step.dst
@@ -87,6 +89,14 @@ SESSION = (
     Step("symbols_changed", "subscribed", 115.0, reason="user"),
     Step("stop", "stopped", 120.0, reason="user"),
 )
+
+
+def relinked(records: Sequence[TransitionRecord]) -> list[TransitionRecord]:
+    """``records`` linked one to the next as the writer links the lines of one file."""
+    linked: list[TransitionRecord] = []
+    for record in records:
+        linked.append(attrs.evolve(record, prev_hash=linked[-1].link() if linked else None))
+    return linked
 
 
 def write_lines(path: Path, lines: Sequence[str], *, final_newline: bool = True) -> Path:
@@ -180,7 +190,7 @@ def test_runs_appended_to_one_file_are_checked_separately(tmp_path: Path) -> Non
     """A second controller appending a run from seq 1 is faithful, whatever the first left."""
     first = walk(*SESSION[:3])
     second = walk(*SESSION, correlation_id="run-b")
-    path = write_lines(tmp_path / "j.jsonl", as_lines([*first, *second]))
+    path = write_lines(tmp_path / "j.jsonl", as_lines(relinked([*first, *second])))
     assert verify_file(path) == []
 
 
@@ -192,7 +202,11 @@ def test_a_missing_record_breaks_sequence_and_chain(tmp_path: Path) -> None:
     lines = as_lines(walk(*SESSION))
     del lines[3]
     violations = verify_file(write_lines(tmp_path / "j.jsonl", lines))
-    assert kinds(violations) == [(4, ViolationKind.SEQUENCE_GAP), (4, ViolationKind.BROKEN_CHAIN)]
+    assert kinds(violations) == [
+        (4, ViolationKind.SEQUENCE_GAP),
+        (4, ViolationKind.BROKEN_CHAIN),
+        (4, ViolationKind.BROKEN_LINK),
+    ]
     assert violations[0].message == "seq 5 where 4 was expected (after seq 3)"
     assert violations[1].message == "src 'connecting' is not the previous record's dst 'backoff'"
 
@@ -224,11 +238,14 @@ def test_reordered_records_are_reported_at_each_line(tmp_path: Path) -> None:
     assert kinds(violations) == [
         (3, ViolationKind.SEQUENCE_GAP),
         (3, ViolationKind.BROKEN_CHAIN),
+        (3, ViolationKind.BROKEN_LINK),
         (4, ViolationKind.SEQUENCE_GAP),
         (4, ViolationKind.BROKEN_CHAIN),
         (4, ViolationKind.CLOCK_REGRESSION),
+        (4, ViolationKind.BROKEN_LINK),
         (5, ViolationKind.SEQUENCE_GAP),
         (5, ViolationKind.BROKEN_CHAIN),
+        (5, ViolationKind.BROKEN_LINK),
     ]
 
 
@@ -261,7 +278,7 @@ def test_a_garbage_line_counts_as_one_missing_record(
     lines = as_lines(walk(*SESSION))
     lines[2] = garbage
     violations = verify_file(write_lines(tmp_path / "j.jsonl", lines))
-    assert kinds(violations) == [(3, ViolationKind.MALFORMED_LINE)]
+    assert kinds(violations) == [(3, ViolationKind.MALFORMED_LINE), (4, ViolationKind.BROKEN_LINK)]
     assert violations[0].message == message
 
 
@@ -340,7 +357,10 @@ def test_an_unknown_schema_version_is_reported(tmp_path: Path) -> None:
 def test_a_file_must_begin_at_seq_one_unless_partial(tmp_path: Path) -> None:
     """An excerpt is a sequence gap at line 1, and accepted with allow_partial."""
     path = write_lines(tmp_path / "j.jsonl", as_lines(walk(*SESSION)[2:]))
-    assert kinds(verify_file(path)) == [(1, ViolationKind.SEQUENCE_GAP)]
+    assert kinds(verify_file(path)) == [
+        (1, ViolationKind.SEQUENCE_GAP),
+        (1, ViolationKind.BROKEN_LINK),
+    ]
     assert verify_file(path, allow_partial=True) == []
 
 
@@ -357,6 +377,7 @@ def test_the_correlation_id_stays_within_a_run() -> None:
     assert kinds(verify_records(records)) == [
         (5, ViolationKind.CORRELATION_CHANGED),
         (6, ViolationKind.CORRELATION_CHANGED),
+        (6, ViolationKind.BROKEN_LINK),
     ]
 
 
@@ -485,7 +506,8 @@ def test_verify_command_exits_zero_on_a_faithful_journal(
 ) -> None:
     """`streamfsm audit verify` says ok and exits 0."""
     assert run_cli("verify", str(session_file)) == 0
-    assert capsys.readouterr().out.endswith("ok, every record is a transition of the table\n")
+    out = capsys.readouterr().out
+    assert out.endswith("ok, every record is a transition of the table, every link holds\n")
 
 
 def test_verify_command_lists_violations_by_line(
@@ -497,10 +519,16 @@ def test_verify_command_lists_violations_by_line(
     path = write_lines(tmp_path / "j.jsonl", lines)
     assert run_cli("verify", str(path)) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out == [
+    head = hashlib.sha256(lines[-1].encode()).hexdigest()
+    assert out[:2] == [
         f"{path}:4: sequence_gap: seq 5 where 4 was expected (after seq 3)",
         f"{path}:4: broken_chain: src 'connecting' is not the previous record's dst 'backoff'",
-        f"{path}: 2 violation(s)",
+    ]
+    assert out[2].startswith(f"{path}:4: broken_link: prev_hash ")
+    assert out[3:] == [
+        f"{path}:4: first broken link: the journal is intact only up to line 3",
+        f"{path}: head {head} (line 6)",
+        f"{path}: 3 violation(s)",
     ]
 
 
@@ -543,5 +571,5 @@ def test_timeline_command_warns_about_a_damaged_journal(
     path = write_lines(tmp_path / "j.jsonl", lines)
     assert run_cli("timeline", str(path)) == 0
     captured = capsys.readouterr()
-    assert "has 1 violation(s)" in captured.err
+    assert "has 2 violation(s)" in captured.err
     assert "run 1 of 1" in captured.out

@@ -136,11 +136,14 @@ class ChannelActivity:
 
     last_seen: dict[str, float] = attrs.Factory(dict)
     received: bool = False
+    #: When the session's last market data arrived, on any channel (None before the first).
+    last_data: float | None = None
 
     def clear(self) -> None:
         """Forget everything: a new session starts."""
         self.last_seen.clear()
         self.received = False
+        self.last_data = None
 
 
 class ConnectionCore:
@@ -476,6 +479,7 @@ class ConnectionCore:
             code=error.server_code if isinstance(error, ServerError) else None,
             attempt=self.attempts,
             delay=self.last_delay,
+            last_data=self.activity.last_data,
         )
         if isinstance(error, StreamError):
             self.last_error = error

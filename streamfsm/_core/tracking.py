@@ -83,6 +83,7 @@ class DataTracker:
         loops when the frame holds one message type, as Alpaca's frames usually do.
         """
         self.activity.received = True
+        self.activity.last_data = now
         last_seen = self.activity.last_seen
         counts = self.counts
         kinds = set(map(type, data))

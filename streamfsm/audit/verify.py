@@ -40,7 +40,13 @@ import attrs
 
 from streamfsm._core import machine
 from streamfsm._core.machine import State
-from streamfsm._core.records import JOURNAL_SCHEMA, TransitionRecord
+from streamfsm._core.records import (
+    JOURNAL_SCHEMA,
+    SUPPORTED_SCHEMAS,
+    V1_FIELDS,
+    TransitionRecord,
+    line_hash,
+)
 
 __all__ = [
     "Violation",
@@ -59,8 +65,11 @@ _EXIT_VIOLATIONS: Final = 1
 #: Exit status: the file could not be read or written (argparse also uses 2 for bad usage).
 _EXIT_IO_ERROR: Final = 2
 
-#: The record's fields, in order, as the writer emits them.
-_FIELDS: Final[tuple[str, ...]] = tuple(field.name for field in attrs.fields(TransitionRecord))
+#: The record's fields, in order, as the writer emits them, per schema version.
+_FIELDS_OF: Final[Mapping[int, tuple[str, ...]]] = {
+    1: V1_FIELDS,
+    JOURNAL_SCHEMA: tuple(field.name for field in attrs.fields(TransitionRecord)),
+}
 #: The first ``seq`` of a run.
 _FIRST_SEQ: Final = 1
 #: The state every run starts in.
@@ -90,6 +99,8 @@ class ViolationKind(enum.StrEnum):
     CORRELATION_CHANGED = "correlation_changed"
     #: ``monotonic`` goes back within a run.
     CLOCK_REGRESSION = "clock_regression"
+    #: ``prev_hash`` is not the hash of the line before: a line was removed, edited or inserted.
+    BROKEN_LINK = "broken_link"
 
 
 @attrs.frozen
@@ -151,6 +162,18 @@ def _is_name(value: object) -> bool:
     return isinstance(value, str) and bool(value)
 
 
+#: Hex digits in a SHA-256 digest.
+_HASH_DIGITS: Final = 64
+
+
+def _is_hash(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == _HASH_DIGITS
+        and all(c in "0123456789abcdef" for c in value)
+    )
+
+
 def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
     def check_optional(value: object) -> bool:
         return value is None or check(value)
@@ -175,20 +198,24 @@ _FIELD_CHECKS: Final[Mapping[str, tuple[Callable[[object], bool], str]]] = {
     "code": (_optional(_is_int), "an integer or null"),
     "attempt": (_is_count, "an integer >= 0"),
     "delay": (_optional(_is_duration), "a finite number >= 0 or null"),
+    "last_data": (_optional(_is_number), "a finite number or null"),
+    "prev_hash": (_optional(_is_hash), "a 64-digit lowercase hex SHA-256 or null"),
 }
 
 
 def _schema_problem(data: Mapping[str, object]) -> Violation | None:
     """The schema violation of one decoded record (with line 0: the caller sets it), if any."""
     schema = data.get("schema")
-    if _is_int(schema) and schema != JOURNAL_SCHEMA:
+    if _is_int(schema) and schema not in SUPPORTED_SCHEMAS:
+        supported = ", ".join(str(version) for version in sorted(SUPPORTED_SCHEMAS))
         return Violation(
             0,
             ViolationKind.UNKNOWN_SCHEMA_VERSION,
-            f"schema {schema} is not the supported version {JOURNAL_SCHEMA}",
+            f"schema {schema} is not a supported version ({supported})",
         )
-    missing = [name for name in _FIELDS if name not in data]
-    unknown = sorted(name for name in data if name not in _FIELD_CHECKS)
+    fields = _FIELDS_OF[schema if isinstance(schema, int) else JOURNAL_SCHEMA]
+    missing = [name for name in fields if name not in data]
+    unknown = sorted(name for name in data if name not in fields)
     if missing or unknown:
         parts = []
         if missing:
@@ -199,7 +226,7 @@ def _schema_problem(data: Mapping[str, object]) -> Violation | None:
     wrong = [
         f"{name} must be {expected}, got {data[name]!r}"
         for name, (check, expected) in _FIELD_CHECKS.items()
-        if not check(data[name])
+        if name in fields and not check(data[name])
     ]
     if wrong:
         return Violation(0, ViolationKind.BAD_SCHEMA, "; ".join(wrong))
@@ -234,11 +261,27 @@ class _Checker:
     """Checks records in order; keeps going after a violation."""
 
     allow_partial: bool
+    #: Whether the first record must carry no link (true of a file; the in-memory ring's first
+    #: record links to a record it no longer holds).
+    head_unlinked: bool = True
     violations: list[Violation] = attrs.field(factory=list)
     #: The last readable record of the current run, or None before the first one.
     previous: TransitionRecord | None = None
     #: Unreadable lines since ``previous`` (each counts as one missing record).
     skipped: int = 0
+    #: Whether ``prev_hash`` is checked at all.
+    check_links: bool = True
+    #: The hash of the line (or record) before the one being checked; None before the first.
+    link: str | None = None
+    #: Lines (or records) checked so far, readable or not.
+    seen: int = 0
+    #: The line of the first broken link, for the summary.
+    first_broken_link: int | None = None
+
+    def advance(self, link: str) -> None:
+        """The line just checked hashes to ``link``: the next record must carry it."""
+        self.link = link
+        self.seen += 1
 
     def report(self, line: int, kind: ViolationKind, message: str) -> None:
         self.violations.append(Violation(line, kind, message))
@@ -272,8 +315,33 @@ class _Checker:
         problem = _edge_problem(record.trigger, record.src, record.dst)
         if problem is not None:
             self.report(line, ViolationKind.NOT_AN_EDGE, problem)
+        self._linked(line, record)
         self.previous = record
         self.skipped = 0
+
+    def _linked(self, line: int, record: TransitionRecord) -> None:
+        """Check ``prev_hash`` against the line before (schema 1 records carry no link)."""
+        if record.schema < JOURNAL_SCHEMA or not self.check_links:
+            return
+        if self.seen == 0:
+            if self.head_unlinked and not self.allow_partial and record.prev_hash is not None:
+                self._broken_link(
+                    line,
+                    "the first record links to a line before it: the journal's head is missing "
+                    "(allow a partial journal to check an excerpt)",
+                )
+            return
+        if record.prev_hash != self.link:
+            self._broken_link(
+                line,
+                f"prev_hash {_short(record.prev_hash)} is not the hash of the line before "
+                f"({_short(self.link)}): a line before this one was removed, edited or inserted",
+            )
+
+    def _broken_link(self, line: int, message: str) -> None:
+        if self.first_broken_link is None:
+            self.first_broken_link = line
+        self.report(line, ViolationKind.BROKEN_LINK, message)
 
     def _follows(self, line: int, previous: TransitionRecord, record: TransitionRecord) -> None:
         """The checks between two records of one run."""
@@ -306,6 +374,11 @@ class _Checker:
             )
 
 
+def _short(link: str | None) -> str:
+    """A link shortened for messages (12 hex digits are plenty to tell two apart)."""
+    return "null" if link is None else link[:12]
+
+
 def _checked(line: int, data: Mapping[str, object]) -> TransitionRecord | Violation:
     """The record ``data`` describes, or the schema violation that prevents it."""
     problem = _schema_problem(data)
@@ -315,27 +388,34 @@ def _checked(line: int, data: Mapping[str, object]) -> TransitionRecord | Violat
 
 
 def verify_records(
-    records: Iterable[TransitionRecord], *, allow_partial: bool = False
+    records: Iterable[TransitionRecord], *, allow_partial: bool = False, linked: bool = True
 ) -> list[Violation]:
     """Check in-memory records against the table and against each other.
 
     Args:
         records: records in journal order, for example ``controller.journal()``.
         allow_partial: accept a first record with any ``seq`` (the in-memory ring keeps only the
-            latest records, so pass True for it); the chain is checked from there on.
+            latest records, so pass True for it); the chain is checked from there on. The first
+            record's ``prev_hash`` is never checked: the record it links to is not among these.
+        linked: check ``prev_hash``; pass False for records taken from the machine before the
+            journal writer linked them (``ConnectionCore``'s ``on_record``).
 
     Returns:
         Every violation, in order; ``line`` is the record's index plus one. Empty when the
         records are faithful to the table.
     """
-    checker = _Checker(allow_partial)
+    checker = _Checker(allow_partial, head_unlinked=False, check_links=linked)
     for index, record in enumerate(records):
         line = index + 1
-        outcome = _checked(line, attrs.asdict(record))
+        data = attrs.asdict(record)
+        if record.schema == 1:
+            data = {name: data[name] for name in V1_FIELDS}
+        outcome = _checked(line, data)
         if isinstance(outcome, Violation):
             checker.unreadable(outcome)
         else:
             checker.record(line, outcome)
+        checker.advance(record.link())
     return checker.violations
 
 
@@ -384,8 +464,8 @@ def _parse_line(line: int, raw: bytes) -> TransitionRecord | Violation:
     return _checked(line, data)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, TransitionRecord | Violation]]:
-    """Every line of the journal at ``path`` with its number, parsed.
+def _lines(path: Path) -> Iterator[tuple[int, TransitionRecord | Violation, str]]:
+    """Every line of the journal at ``path`` with its number, parsed, and its link hash.
 
     A last line without a newline is reported as truncated and not parsed.
 
@@ -397,7 +477,7 @@ def _lines(path: Path) -> Iterator[tuple[int, TransitionRecord | Violation]]:
         return
     *complete, last = content.split(b"\n")
     for index, raw in enumerate(complete):
-        yield index + 1, _parse_line(index + 1, raw)
+        yield index + 1, _parse_line(index + 1, raw), line_hash(raw)
     if last:
         line = len(complete) + 1
         yield (
@@ -407,6 +487,7 @@ def _lines(path: Path) -> Iterator[tuple[int, TransitionRecord | Violation]]:
                 ViolationKind.TRUNCATED_LINE,
                 f"the last line has no newline ({len(last)} bytes): the write was cut short",
             ),
+            line_hash(last),
         )
 
 
@@ -424,13 +505,19 @@ def verify_file(path: Path, *, allow_partial: bool = False) -> list[Violation]:
     Raises:
         OSError: when the file cannot be read.
     """
+    return _check_file(path, allow_partial=allow_partial).violations
+
+
+def _check_file(path: Path, *, allow_partial: bool) -> _Checker:
+    """The checker after every line of ``path``: violations, first broken link, head link."""
     checker = _Checker(allow_partial)
-    for line, outcome in _lines(path):
+    for line, outcome, link in _lines(path):
         if isinstance(outcome, Violation):
             checker.unreadable(outcome)
         else:
             checker.record(line, outcome)
-    return checker.violations
+        checker.advance(link)
+    return checker
 
 
 def read_records(path: Path) -> tuple[list[TransitionRecord], list[Violation]]:
@@ -444,7 +531,7 @@ def read_records(path: Path) -> tuple[list[TransitionRecord], list[Violation]]:
     """
     records: list[TransitionRecord] = []
     problems: list[Violation] = []
-    for _, outcome in _lines(path):
+    for _, outcome, _link in _lines(path):
         if isinstance(outcome, Violation):
             problems.append(outcome)
         else:
@@ -491,18 +578,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _run_verify(journal: Path, *, allow_partial: bool) -> int:
     try:
-        violations = verify_file(journal, allow_partial=allow_partial)
+        checker = _check_file(journal, allow_partial=allow_partial)
     except OSError as error:
         sys.stderr.write(f"streamfsm audit: cannot read {journal}: {error}\n")
         return _EXIT_IO_ERROR
+    violations = checker.violations
     for violation in violations:
         sys.stdout.write(
             f"{journal}:{violation.line}: {violation.kind.value}: {violation.message}\n"
         )
+    if checker.first_broken_link is not None:
+        sys.stdout.write(
+            f"{journal}:{checker.first_broken_link}: first broken link: the journal is intact "
+            f"only up to line {checker.first_broken_link - 1}\n"
+        )
+    if checker.link is not None:
+        sys.stdout.write(f"{journal}: head {checker.link} (line {checker.seen})\n")
     if violations:
         sys.stdout.write(f"{journal}: {len(violations)} violation(s)\n")
         return _EXIT_VIOLATIONS
-    sys.stdout.write(f"{journal}: ok, every record is a transition of the table\n")
+    sys.stdout.write(
+        f"{journal}: ok, every record is a transition of the table, every link holds\n"
+    )
     return _EXIT_OK
 
 
