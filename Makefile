@@ -32,10 +32,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check streamfsm tests benchmarks tools examples
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict streamfsm
+	$(BIN)/mypy --strict streamfsm tools
 
 diagram-check: $(STAMP)
-	$(BIN)/streamfsm diagram --check docs/state-diagram.md
+	$(BIN)/python -m tools.statedoc --check docs/state-diagram.md
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
@@ -69,7 +69,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks.run --smoke
 
 diagram: $(STAMP)
-	$(BIN)/streamfsm diagram --write docs/state-diagram.md
+	$(BIN)/python -m tools.statedoc --write docs/state-diagram.md
 
 clean:
 	rm -rf $(VENV) $(VENV)-3.* .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

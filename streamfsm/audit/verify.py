@@ -1,12 +1,12 @@
 """Check a transition journal against the transition table, and summarise it.
 
 The state diagram says what the controller does; the journal (``streamfsm._core.records``) says
-what it
-did. :func:`verify_file` and :func:`verify_records` check one against the other, record by record,
+what it did. :func:`verify_file` and :func:`verify_records` check one against the other, record by record,
 and report every :class:`Violation` with its line number, so an auditor needs no code to tell a
 faithful journal from a damaged or edited one. ``docs/audit.md`` documents the rules; in short:
 
-* every line is one JSON object with exactly the fields of schema ``JOURNAL_SCHEMA``;
+* every line is one JSON object with exactly the fields of its schema (1 or 2), read by
+  :mod:`streamfsm.audit.schema`;
 * every record is an edge of the table: a row with its trigger applies in ``src`` and leads to
   ``dst`` (``dst == src`` only for internal rows, ``dest=None``, and reflexive rows);
 * records chain: each ``src`` is the ``dst`` before it;
@@ -15,6 +15,7 @@ faithful journal from a damaged or edited one. ``docs/audit.md`` documents the r
   ``monotonic`` never goes back;
 * a file begins with ``seq`` 1 unless the caller allows a partial journal (an excerpt, or the
   in-memory ring, which keeps only the latest records);
+* every schema 2 line links to the one before: ``prev_hash`` is the SHA-256 of its bytes;
 * the last line ends with a newline: the writer flushes whole lines, so one without is truncated.
 
 Checking goes on after a violation: the sequence and the chain resynchronise on the offending
@@ -27,25 +28,23 @@ line; the timeline itself lives in :mod:`streamfsm.audit.timeline`.
 from __future__ import annotations
 
 import argparse
-import datetime
-import enum
-import json
-import math
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
 from streamfsm._core import machine
 from streamfsm._core.machine import State
-from streamfsm._core.records import (
-    JOURNAL_SCHEMA,
-    SUPPORTED_SCHEMAS,
-    V1_FIELDS,
-    TransitionRecord,
-    line_hash,
+from streamfsm._core.records import JOURNAL_SCHEMA, V1_FIELDS, TransitionRecord
+from streamfsm.audit.schema import (
+    FIRST_SEQ,
+    Violation,
+    ViolationKind,
+    checked,
+    lines,
+    read_records,
 )
 
 __all__ = [
@@ -65,172 +64,8 @@ _EXIT_VIOLATIONS: Final = 1
 #: Exit status: the file could not be read or written (argparse also uses 2 for bad usage).
 _EXIT_IO_ERROR: Final = 2
 
-#: The record's fields, in order, as the writer emits them, per schema version.
-_FIELDS_OF: Final[Mapping[int, tuple[str, ...]]] = {
-    1: V1_FIELDS,
-    JOURNAL_SCHEMA: tuple(field.name for field in attrs.fields(TransitionRecord)),
-}
-#: The first ``seq`` of a run.
-_FIRST_SEQ: Final = 1
 #: The state every run starts in.
 _INITIAL_STATE: Final = State.IDLE.value
-
-
-class ViolationKind(enum.StrEnum):
-    """What is wrong with a journal line or record."""
-
-    #: Not UTF-8, not JSON, not an object, or empty.
-    MALFORMED_LINE = "malformed_line"
-    #: The last line has no newline: the write was cut short.
-    TRUNCATED_LINE = "truncated_line"
-    #: ``schema`` names a layout this version does not know.
-    UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
-    #: A field is missing, unknown, duplicated or of the wrong type.
-    BAD_SCHEMA = "bad_schema"
-    #: No row of the table takes ``trigger`` from ``src`` to ``dst``.
-    NOT_AN_EDGE = "not_an_edge"
-    #: ``src`` is not the ``dst`` of the record before.
-    BROKEN_CHAIN = "broken_chain"
-    #: ``seq`` does not follow the record before (or a file does not begin at 1).
-    SEQUENCE_GAP = "sequence_gap"
-    #: A run (``seq`` 1) does not leave ``idle``.
-    BAD_START = "bad_start"
-    #: ``correlation_id`` changes within a run.
-    CORRELATION_CHANGED = "correlation_changed"
-    #: ``monotonic`` goes back within a run.
-    CLOCK_REGRESSION = "clock_regression"
-    #: ``prev_hash`` is not the hash of the line before: a line was removed, edited or inserted.
-    BROKEN_LINK = "broken_link"
-
-
-@attrs.frozen
-class Violation:
-    """One thing wrong with a journal.
-
-    Attributes:
-        line: the 1-based line of the file (for in-memory records: the index plus one).
-        kind: what is wrong.
-        message: the details, for a human.
-    """
-
-    line: int
-    kind: ViolationKind
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.kind.value}: {self.message}"
-
-
-# ---------------------------------------------------------------- field checks
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_seq(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= _FIRST_SEQ
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_duration(value: object) -> bool:
-    return _is_number(value) and isinstance(value, int | float) and value >= 0
-
-
-def _is_utc_timestamp(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        parsed = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    return parsed.utcoffset() == datetime.timedelta(0)
-
-
-def _is_str(value: object) -> bool:
-    return isinstance(value, str)
-
-
-def _is_name(value: object) -> bool:
-    return isinstance(value, str) and bool(value)
-
-
-#: Hex digits in a SHA-256 digest.
-_HASH_DIGITS: Final = 64
-
-
-def _is_hash(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) == _HASH_DIGITS
-        and all(c in "0123456789abcdef" for c in value)
-    )
-
-
-def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    def check_optional(value: object) -> bool:
-        return value is None or check(value)
-
-    return check_optional
-
-
-#: Field -> (check, what the check expects). One entry per ``TransitionRecord`` field.
-_FIELD_CHECKS: Final[Mapping[str, tuple[Callable[[object], bool], str]]] = {
-    "schema": (_is_int, "an integer"),
-    "seq": (_is_seq, "an integer >= 1"),
-    "wall_time": (_is_utc_timestamp, "an ISO 8601 timestamp in UTC"),
-    "monotonic": (_is_number, "a finite number"),
-    "correlation_id": (_is_name, "a non-empty string"),
-    "connection_id": (_optional(_is_name), "a non-empty string or null"),
-    "epoch": (_is_count, "an integer >= 0"),
-    "trigger": (_is_name, "a non-empty string"),
-    "src": (_is_name, "a non-empty string"),
-    "dst": (_is_name, "a non-empty string"),
-    "reason": (_is_str, "a string"),
-    "error": (_optional(_is_name), "a non-empty string or null"),
-    "code": (_optional(_is_int), "an integer or null"),
-    "attempt": (_is_count, "an integer >= 0"),
-    "delay": (_optional(_is_duration), "a finite number >= 0 or null"),
-    "last_data": (_optional(_is_number), "a finite number or null"),
-    "prev_hash": (_optional(_is_hash), "a 64-digit lowercase hex SHA-256 or null"),
-}
-
-
-def _schema_problem(data: Mapping[str, object]) -> Violation | None:
-    """The schema violation of one decoded record (with line 0: the caller sets it), if any."""
-    schema = data.get("schema")
-    if _is_int(schema) and schema not in SUPPORTED_SCHEMAS:
-        supported = ", ".join(str(version) for version in sorted(SUPPORTED_SCHEMAS))
-        return Violation(
-            0,
-            ViolationKind.UNKNOWN_SCHEMA_VERSION,
-            f"schema {schema} is not a supported version ({supported})",
-        )
-    fields = _FIELDS_OF[schema if isinstance(schema, int) else JOURNAL_SCHEMA]
-    missing = [name for name in fields if name not in data]
-    unknown = sorted(name for name in data if name not in fields)
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append("missing " + ", ".join(missing))
-        if unknown:
-            parts.append("unknown " + ", ".join(unknown))
-        return Violation(0, ViolationKind.BAD_SCHEMA, "; ".join(parts))
-    wrong = [
-        f"{name} must be {expected}, got {data[name]!r}"
-        for name, (check, expected) in _FIELD_CHECKS.items()
-        if name in fields and not check(data[name])
-    ]
-    if wrong:
-        return Violation(0, ViolationKind.BAD_SCHEMA, "; ".join(wrong))
-    return None
 
 
 # ---------------------------------------------------------------- the table
@@ -294,7 +129,7 @@ class _Checker:
     def record(self, line: int, record: TransitionRecord) -> None:
         """Check ``record`` against the table and against the record before it."""
         previous = self.previous
-        if record.seq == _FIRST_SEQ:
+        if record.seq == FIRST_SEQ:
             if record.src != _INITIAL_STATE:
                 self.report(
                     line,
@@ -302,7 +137,7 @@ class _Checker:
                     f"a run starts in {_INITIAL_STATE!r}, but seq 1 leaves {record.src!r}",
                 )
         elif previous is None:
-            begins_at = _FIRST_SEQ + self.skipped
+            begins_at = FIRST_SEQ + self.skipped
             if not self.allow_partial and record.seq != begins_at:
                 self.report(
                     line,
@@ -379,14 +214,6 @@ def _short(link: str | None) -> str:
     return "null" if link is None else link[:12]
 
 
-def _checked(line: int, data: Mapping[str, object]) -> TransitionRecord | Violation:
-    """The record ``data`` describes, or the schema violation that prevents it."""
-    problem = _schema_problem(data)
-    if problem is not None:
-        return attrs.evolve(problem, line=line)
-    return TransitionRecord.from_dict(dict(data))
-
-
 def verify_records(
     records: Iterable[TransitionRecord], *, allow_partial: bool = False, linked: bool = True
 ) -> list[Violation]:
@@ -410,7 +237,7 @@ def verify_records(
         data = attrs.asdict(record)
         if record.schema == 1:
             data = {name: data[name] for name in V1_FIELDS}
-        outcome = _checked(line, data)
+        outcome = checked(line, data)
         if isinstance(outcome, Violation):
             checker.unreadable(outcome)
         else:
@@ -420,75 +247,6 @@ def verify_records(
 
 
 # ---------------------------------------------------------------- files
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json.loads`` hook: an object, refusing a key given twice."""
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKeyError(key)
-        result[key] = value
-    return result
-
-
-class _DuplicateKeyError(ValueError):
-    """A JSON object names one key twice."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        super().__init__(f"field {key!r} appears twice")
-
-
-def _parse_line(line: int, raw: bytes) -> TransitionRecord | Violation:
-    """One line of a journal file (without its newline), as a record or a violation."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return Violation(line, ViolationKind.MALFORMED_LINE, f"not UTF-8: {error.reason}")
-    if not text.strip():
-        return Violation(line, ViolationKind.MALFORMED_LINE, "empty line")
-    try:
-        data = json.loads(text, object_pairs_hook=_reject_duplicates)
-    except _DuplicateKeyError as error:
-        return Violation(line, ViolationKind.BAD_SCHEMA, str(error))
-    except json.JSONDecodeError as error:
-        return Violation(line, ViolationKind.MALFORMED_LINE, f"not JSON: {error.msg}")
-    except (ValueError, RecursionError) as error:
-        # json.loads also refuses huge integers (ValueError) and deep nesting (RecursionError).
-        return Violation(line, ViolationKind.MALFORMED_LINE, f"not JSON: {type(error).__name__}")
-    if not isinstance(data, dict):
-        return Violation(
-            line, ViolationKind.MALFORMED_LINE, f"a JSON {type(data).__name__}, not an object"
-        )
-    return _checked(line, data)
-
-
-def _lines(path: Path) -> Iterator[tuple[int, TransitionRecord | Violation, str]]:
-    """Every line of the journal at ``path`` with its number, parsed, and its link hash.
-
-    A last line without a newline is reported as truncated and not parsed.
-
-    Raises:
-        OSError: when the file cannot be read.
-    """
-    content = path.read_bytes()
-    if not content:
-        return
-    *complete, last = content.split(b"\n")
-    for index, raw in enumerate(complete):
-        yield index + 1, _parse_line(index + 1, raw), line_hash(raw)
-    if last:
-        line = len(complete) + 1
-        yield (
-            line,
-            Violation(
-                line,
-                ViolationKind.TRUNCATED_LINE,
-                f"the last line has no newline ({len(last)} bytes): the write was cut short",
-            ),
-            line_hash(last),
-        )
 
 
 def verify_file(path: Path, *, allow_partial: bool = False) -> list[Violation]:
@@ -511,32 +269,13 @@ def verify_file(path: Path, *, allow_partial: bool = False) -> list[Violation]:
 def _check_file(path: Path, *, allow_partial: bool) -> _Checker:
     """The checker after every line of ``path``: violations, first broken link, head link."""
     checker = _Checker(allow_partial)
-    for line, outcome, link in _lines(path):
+    for line, outcome, link in lines(path):
         if isinstance(outcome, Violation):
             checker.unreadable(outcome)
         else:
             checker.record(line, outcome)
         checker.advance(link)
     return checker
-
-
-def read_records(path: Path) -> tuple[list[TransitionRecord], list[Violation]]:
-    """The readable records of a journal file, and the lines that yielded none.
-
-    Only line-level problems (malformed, truncated, schema) are returned; :func:`verify_file`
-    also checks the records against the table and each other.
-
-    Raises:
-        OSError: when the file cannot be read.
-    """
-    records: list[TransitionRecord] = []
-    problems: list[Violation] = []
-    for _, outcome, _link in _lines(path):
-        if isinstance(outcome, Violation):
-            problems.append(outcome)
-        else:
-            records.append(outcome)
-    return records, problems
 
 
 # ---------------------------------------------------------------- command line
