@@ -3,7 +3,8 @@
 The state diagram says what the controller does; the journal (``streamfsm._core.records``) says
 what it did. :func:`verify_file` and :func:`verify_records` check one against the other, record
 by record, and report every :class:`Violation` with its line number, so an auditor needs no code
-to tell a faithful journal from a damaged or edited one. ``docs/audit.md`` documents the rules; in short:
+to tell a faithful journal from a damaged or edited one. ``docs/audit.md`` documents the rules;
+in short:
 
 * every line is one JSON object with exactly the fields of its schema (1 or 2), read by
   :mod:`streamfsm.audit.schema`;
