@@ -101,11 +101,15 @@ class Jitter(enum.StrEnum):
 
 
 class OverflowPolicy(enum.StrEnum):
-    """What the dispatch queue does when a consumer falls behind by more than its bound.
+    """What happens to market data that waits because callbacks fall behind.
 
-    ``conflate``: quotes that have a newer quote of the same symbol queued behind them are dropped
-    first (the latest quote per symbol wins); if that is not enough, the oldest messages go.
-    ``drop_oldest``: the oldest messages go, whatever their channel.
+    A frame whose callbacks keep up is delivered whole, at once. What has to wait is bounded by
+    ``dispatch_queue_size`` messages, ``dispatch_queue_bytes`` (estimated) and
+    ``dispatch_max_age`` seconds since its frame arrived; over a bound the oldest go.
+    ``conflate``: besides, a waiting quote is dropped the moment a newer quote of the same symbol
+    arrives, so a slow consumer always gets the newest price; trades, bars and statuses are
+    never conflated and keep their order.
+    ``drop_oldest``: only the bounds apply.
     Every drop is counted in ``health().dropped_messages``. Callbacks that fall behind let the
     socket reader drain what arrived into the queue, so the policy, not a slow-client disconnect
     by the server, decides what a slow consumer misses.
@@ -348,8 +352,13 @@ class StreamConfig:
     #: after about 90 s, and reconnecting sooner only earns another 406.
     connection_limit_cooldown: float = attrs.field(default=90.0, validator=seconds(allow_zero=True))
 
-    #: Undelivered messages held for slow callbacks before the overflow policy applies.
+    #: Undelivered messages held for slow callbacks before the oldest go.
     dispatch_queue_size: int = attrs.field(default=100_000, validator=count())
+    #: Estimated bytes of undelivered messages held (about 600 bytes a quote): 64 MiB.
+    dispatch_queue_bytes: int = attrs.field(default=64 * 1024 * 1024, validator=count())
+    #: Seconds a message may wait for a slow callback since its frame arrived; None for no bound.
+    #: A quarter second keeps a slow pricing callback on prices younger than a blink.
+    dispatch_max_age: float | None = attrs.field(default=0.25, validator=seconds(optional=True))
     overflow: OverflowPolicy = attrs.field(default=OverflowPolicy.CONFLATE, converter=_to_overflow)
     #: How long a sync API call waits for the controller's loop to take a command.
     command_timeout: float = attrs.field(default=5.0, validator=_timeout)

@@ -662,6 +662,8 @@ class _Engine:
             controller.config.dispatch_queue_size,
             controller.config.overflow,
             controller._log,
+            max_bytes=controller.config.dispatch_queue_bytes,
+            max_age=controller.config.dispatch_max_age,
         )
         self.pending: set[concurrent.futures.Future[Any]] = set()
         #: Set by finish(): no more commands or deliveries; the loop is winding down.

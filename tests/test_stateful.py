@@ -9,6 +9,7 @@ the design are checked after every step, against the transition table as the ref
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 from datetime import UTC, datetime
@@ -273,7 +274,16 @@ class ControllerMachine(RuleBasedStateMachine):
             ask_size=1.0,
         )
         errors_before = self.dispatcher.callback_errors
-        self.loop.run_until_complete(self.dispatcher._deliver([quote, quote]))
+
+        async def deliver() -> None:
+            consumer = asyncio.ensure_future(self.dispatcher.run())
+            self.dispatcher.put([quote, quote], self.clock.monotonic())
+            await self.dispatcher.wait_idle()
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+        self.loop.run_until_complete(deliver())
         assert self.dispatcher.callback_errors == errors_before + 2
         assert (self.core.state, len(self.records)) == before
 

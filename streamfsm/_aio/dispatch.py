@@ -1,37 +1,46 @@
 """Hands market data to user callbacks, isolated from the stream and bounded in memory.
 
-The socket reader puts whole decoded frames (batches) into a :class:`Dispatcher`; a consumer task
-on the same loop delivers them message by message, in order. A callback may be a plain function or
-a coroutine function. An exception in a callback is logged with its context and counted; it never
-reaches the stream, never changes the state, and the remaining messages of the frame are still
-delivered.
+The socket reader hands each decoded frame to :meth:`Dispatcher.put`. When nothing waits, the
+frame's callbacks run right there, in the reader: no queue, no task switch, one time reading
+before and after. A frame whose callbacks take longer than ``yield_after`` seconds is interrupted
+between two messages; its rest waits in the :class:`~streamfsm._core.backlog.Backlog` (where the
+overflow policy applies to it at once) and a consumer task delivers it after the reader has had
+its turn, so the policy, not the server's slow-client disconnect, decides what a slow consumer
+misses. A callback may be a function, a coroutine function, or any callable whose call returns an
+awaitable: every awaitable result is awaited (by the consumer task) before the next message.
 
-When undelivered messages exceed the bound, the overflow policy applies (see
-:class:`~streamfsm.config.OverflowPolicy`): with ``conflate``, queued quotes that have a newer quote
-of the same symbol behind them are dropped first, then the oldest messages; with ``drop_oldest``,
-the oldest messages. Every drop is counted.
+An exception in a callback is logged with its context and counted; it never reaches the stream,
+never changes the state, and the remaining messages are still delivered.
+
+:meth:`Dispatcher.close` may be called from any thread and from inside a callback. It takes effect
+between two messages: once it returns, no callback starts, and everything still waiting is
+discarded and counted in :attr:`Dispatcher.discarded` (and in :attr:`Dispatcher.dropped`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import inspect
-from collections.abc import Callable
-from typing import Any
+import itertools
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Final
 
+from streamfsm._core.backlog import Backlog, Notice
 from streamfsm.config import OverflowPolicy
 from streamfsm.logs import StreamLogger
-from streamfsm.models import Quote
 
 __all__ = ["Delivery", "Dispatcher"]
 
 #: How many callback failures are logged in full before only every n-th one is.
-LOGGED_FAILURES = 20
-#: Callbacks slower than this per batch are a slow consumer: the reader gets a turn after it.
-DEFAULT_YIELD_AFTER = 0.001
+LOGGED_FAILURES: Final = 20
 #: After LOGGED_FAILURES, log one failure in this many.
-LOG_EVERY = 1000
+LOG_EVERY: Final = 1000
+#: Callbacks slower than this per frame are a slow consumer: the reader gets a turn.
+DEFAULT_YIELD_AFTER: Final = 0.001
+#: Default bounds of the backlog when the caller gives none (see StreamConfig).
+DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
 
 
 class Delivery:
@@ -39,11 +48,11 @@ class Delivery:
 
     Args:
         name: the callback's role, for logs (``on_quote``...).
-        callback: the user's function or coroutine function.
+        callback: a function, coroutine function or callable object.
         convert: turns a fast struct into what the callback expects; None hands it as it is.
     """
 
-    __slots__ = ("call", "callback", "convert", "is_async", "name")
+    __slots__ = ("callback", "convert", "name")
 
     def __init__(
         self,
@@ -54,40 +63,36 @@ class Delivery:
         self.name = name
         self.callback = callback
         self.convert = convert
-        self.is_async = inspect.iscoroutinefunction(callback)
-        #: One call per message: the callback itself when there is nothing to convert.
-        self.call: Callable[[Any], object] = (
-            callback if convert is None else lambda message: callback(convert(message))
-        )
 
 
-class _Batch:
-    """One decoded frame's market data and the monotonic time its frame arrived."""
+class _Pending:
+    """An awaitable a callback returned, waiting for the consumer task to await it."""
 
-    __slots__ = ("messages", "received_at")
+    __slots__ = ("awaitable", "delivery", "message")
 
-    def __init__(self, messages: list[Any], received_at: float) -> None:
-        self.messages = messages
-        self.received_at = received_at
+    def __init__(self, awaitable: Awaitable[object], delivery: Delivery, message: object) -> None:
+        self.awaitable = awaitable
+        self.delivery = delivery
+        self.message = message
 
-
-class _Notice:
-    __slots__ = ("argument", "callback")
-
-    def __init__(self, callback: Callable[[Any], object], argument: object) -> None:
-        self.callback = callback
-        self.argument = argument
+    def cancel(self) -> None:
+        """Never await it: close a coroutine so that it does not warn."""
+        if inspect.iscoroutine(self.awaitable):
+            self.awaitable.close()
 
 
 class Dispatcher:
-    """A bounded queue of decoded batches and the task that delivers them.
+    """Delivers decoded frames to callbacks, inline when it can, from a backlog when it must.
 
     Args:
         deliveries: fast model type -> the callback for it; other types are not delivered.
-        bound: most undelivered messages held before the overflow policy applies.
+        bound: most waiting messages before the overflow policy drops the oldest.
         overflow: the overflow policy.
         log: the controller's logger.
-        yield_after: seconds of callbacks after which the consumer lets the reader run.
+        yield_after: seconds of callbacks after which the reader gets a turn.
+        max_bytes: most estimated bytes of waiting messages.
+        max_age: seconds a message may wait since its frame arrived; None for no bound.
+        clock: the monotonic clock the frames' arrival times come from.
     """
 
     def __init__(
@@ -97,95 +102,257 @@ class Dispatcher:
         overflow: OverflowPolicy,
         log: StreamLogger,
         yield_after: float = DEFAULT_YIELD_AFTER,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_age: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._deliveries = deliveries
         self._yield_after = yield_after
-        self._bound = bound
-        self._overflow = overflow
         self._log = log
-        self._batches: collections.deque[_Batch | _Notice] = collections.deque()
-        self._pending = 0
+        self._clock = clock
+        self._backlog = Backlog(overflow, bound, max_bytes, max_age)
+        #: Held while callbacks run and while the backlog changes; close() waits on it.
+        self._lock = threading.RLock()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        #: While a batch is being delivered: the monotonic time its frame arrived, else None.
+        self._pending: _Pending | None = None
+        #: True while the consumer task awaits a callback: new frames must queue behind it.
+        self._consumer_busy = False
+        #: Seconds per message of the latest slice of callbacks (sizes the next slice).
+        self._cost = yield_after
+        #: While a frame is being delivered: the monotonic time it arrived, else None.
         self.current_received_at: float | None = None
         self.delivered = 0
-        self.dropped = 0
         self.callback_errors = 0
+        #: Messages let go because close() came while they waited.
+        self.discarded = 0
+
+    # ------------------------------------------------------------ reading
 
     @property
     def pending(self) -> int:
-        """Messages queued and not yet delivered."""
-        return self._pending
+        """Messages waiting and not yet delivered."""
+        return self._backlog.pending
 
-    def put(self, batch: list[Any], received_at: float) -> None:
-        """Queue a decoded frame's market data; never blocks, applies the overflow policy.
+    @property
+    def dropped(self) -> int:
+        """Messages received and never delivered: the overflow policy's drops and discards."""
+        return self._backlog.dropped + self.discarded
+
+    @property
+    def backlog(self) -> Backlog:
+        """The waiting messages and the policy's counters (read-only use)."""
+        return self._backlog
+
+    def lag(self, now: float) -> float:
+        """Seconds since the oldest undelivered message's frame arrived; 0.0 when none waits."""
+        arrived = self.current_received_at
+        oldest = self._backlog.oldest_received_at()
+        if oldest is not None and (arrived is None or oldest < arrived):
+            arrived = oldest
+        return max(0.0, now - arrived) if arrived is not None else 0.0
+
+    # ------------------------------------------------------------ input
+
+    def put(self, batch: list[Any], received_at: float, kind: type | None = None) -> None:
+        """Deliver a decoded frame's market data now, or queue it behind what waits.
+
+        Never blocks on the consumer; the overflow policy applies to what has to wait.
 
         Args:
-            batch: the frame's market-data messages, in order.
+            batch: the frame's market-data messages, in order; the dispatcher owns the list now.
             received_at: the monotonic time the frame arrived (see ``current_received_at``).
+            kind: the type of every message of the frame, when it holds one type only.
         """
-        if self._closed or not batch:
+        if not batch:
             return
-        self._batches.append(_Batch(batch, received_at))
-        self._idle.clear()
-        self._pending += len(batch)
-        if self._pending > self._bound:
-            self._shed()
-        self._wakeup.set()
+        with self._lock:
+            if self._closed:
+                self.discarded += len(batch)
+                return
+            if kind is not None and kind not in self._deliveries:
+                return  # nobody listens to this channel
+            if self._backlog or self._consumer_busy or self._pending is not None:
+                self._backlog.append(batch, received_at, self._clock())
+                self._idle.clear()
+                self._wakeup.set()
+                return
+            if not self._deliver(batch, received_at, kind):
+                self._idle.clear()
+                self._wakeup.set()
 
     def notify(self, callback: Callable[[Any], object], argument: object) -> None:
         """Queue one call ``callback(argument)`` (errors, gap reports), isolated like data."""
-        if self._closed:
-            return
-        self._batches.append(_Notice(callback, argument))
-        self._idle.clear()
-        self._wakeup.set()
+        with self._lock:
+            if self._closed:
+                return
+            self._backlog.add_notice(Notice(callback, argument))
+            self._idle.clear()
+            self._wakeup.set()
 
     async def wait_idle(self) -> None:
-        """Wait until everything queued so far has been delivered (or the queue closed)."""
+        """Wait until everything queued so far has been delivered (or the dispatcher closed)."""
         await self._idle.wait()
 
-    def close(self) -> None:
-        """Deliver nothing more: drop what is queued and let the consumer task end."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Deliver nothing more; callable from any thread and from inside a callback.
+
+        A callback running on another thread's behalf finishes; no callback starts once this
+        returns. Waiting messages are discarded and counted in :attr:`discarded`.
+
+        Args:
+            timeout: from another thread, how long to wait for a running callback to return;
+                None waits as long as it takes.
+
+        Returns:
+            False when ``timeout`` passed while a callback was still running (the dispatcher is
+            closed all the same: nothing starts after that callback).
+        """
         self._closed = True
-        self._batches.clear()
-        self._pending = 0
-        self._idle.set()
-        self._wakeup.set()
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        try:
+            discarded, _notices = self._backlog.clear()
+            self.discarded += discarded
+            if self._pending is not None:
+                self._pending.cancel()
+                self._pending = None
+        finally:
+            self._lock.release()
+        self._wake_from_any_thread()
+        return True
+
+    # ------------------------------------------------------------ the consumer task
 
     async def run(self) -> None:
-        """Deliver batches until :meth:`close`; the consumer task's body.
-
-        After a batch whose callbacks took longer than ``yield_after`` seconds, it yields to the
-        event loop, so the socket reader drains what arrived meanwhile into the queue and the
-        overflow policy, not the server's slow-client disconnect, decides what a slow consumer
-        misses.
-        """
-        loop = asyncio.get_running_loop()
+        """Deliver what waits until :meth:`close`; the consumer task's body."""
+        self._loop = asyncio.get_running_loop()
         while not self._closed:
-            if not self._batches:
-                self._idle.set()
-                self._wakeup.clear()
+            pending = self._pending
+            if pending is not None:
+                self._pending = None
+                await self._await(pending)
+                continue
+            with self._lock:
+                item = self._backlog.take(self._clock()) if not self._closed else None
+                if item is None:
+                    self._idle.set()
+                    self._wakeup.clear()
+                elif not isinstance(item, Notice):
+                    messages, received_at = item
+                    started = time.perf_counter()
+                    self._deliver(messages, received_at, None)
+                    if time.perf_counter() - started <= self._yield_after:
+                        continue
+            if item is None:
                 await self._wakeup.wait()
-                continue
-            item = self._batches.popleft()
-            if isinstance(item, _Notice):
+            elif isinstance(item, Notice):
                 await self._notice(item)
-                continue
-            self._pending -= len(item.messages)
-            started = loop.time()
-            self.current_received_at = item.received_at
-            try:
-                await self._deliver(item.messages)
-            finally:
-                self.current_received_at = None
-            if loop.time() - started > self._yield_after:
-                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(0)  # the reader's turn: new frames go through the policy
+        self._idle.set()
 
-    async def _notice(self, notice: _Notice) -> None:
+    # ------------------------------------------------------------ delivering
+
+    def _deliver(self, messages: list[Any], received_at: float, kind: type | None) -> bool:
+        """Run callbacks over ``messages`` in slices of about ``yield_after`` seconds.
+
+        Called with the lock held. Returns True when every message was handled; otherwise the
+        rest waits in the backlog (or an awaitable in ``_pending``) for the consumer task.
+        """
+        if self._closed:
+            self.discarded += len(messages)
+            return True
+        self.current_received_at = received_at
+        rest = iter(messages)
+        remaining = len(messages)
+        started = time.perf_counter()
+        try:
+            while remaining:
+                size = max(1, int(self._yield_after / self._cost)) if self._cost > 0 else remaining
+                size = min(size, remaining)
+                began = time.perf_counter()
+                chunk = rest if size == remaining else itertools.islice(rest, size)
+                handled = self._slice(chunk, kind)
+                ended = time.perf_counter()
+                self._cost = (ended - began) / max(handled, 1)
+                remaining -= handled
+                if self._closed:
+                    self.discarded += remaining
+                    return True
+                if not remaining:
+                    return self._pending is None
+                if self._pending is not None or ended - started > self._yield_after:
+                    self._backlog.push_front(list(rest), received_at, self._clock())
+                    return False
+            return self._pending is None
+        finally:
+            self.current_received_at = None
+
+    def _slice(self, chunk: Iterator[Any] | list[Any], kind: type | None) -> int:
+        """Deliver ``chunk`` until it ends, the dispatcher closes or a callback returns an
+        awaitable; return how many messages were handled."""
+        delivery = self._deliveries.get(kind) if kind is not None else None
+        if delivery is not None and delivery.convert is None:
+            return self._slice_plain(chunk, delivery)
+        deliveries = self._deliveries
+        handled = 0
+        for message in chunk:
+            handled += 1
+            delivery = deliveries.get(type(message))
+            if delivery is None:
+                continue
+            convert = delivery.convert
+            try:
+                result = delivery.callback(message if convert is None else convert(message))
+            except Exception as exc:  # noqa: BLE001 - a user callback must never kill the stream
+                self._callback_failed(delivery, message, exc)
+                result = None
+            self.delivered += 1
+            if result is not None and inspect.isawaitable(result):
+                self._pending = _Pending(result, delivery, message)
+                return handled
+            if self._closed:
+                return handled
+        return handled
+
+    def _slice_plain(self, chunk: Iterator[Any] | list[Any], delivery: Delivery) -> int:
+        """:meth:`_slice` for one type and a callback that takes the struct as it is."""
+        callback = delivery.callback
+        handled = 0
+        for message in chunk:
+            handled += 1
+            try:
+                result = callback(message)
+            except Exception as exc:  # noqa: BLE001 - a user callback must never kill the stream
+                self._callback_failed(delivery, message, exc)
+                result = None
+            if result is not None and inspect.isawaitable(result):
+                self._pending = _Pending(result, delivery, message)
+                break
+            if self._closed:
+                break
+        self.delivered += handled
+        return handled
+
+    async def _await(self, pending: _Pending) -> None:
+        if self._closed:
+            pending.cancel()
+            return
+        self._consumer_busy = True
+        try:
+            await pending.awaitable
+        except Exception as exc:  # noqa: BLE001 - a user callback must never kill the stream
+            self._callback_failed(pending.delivery, pending.message, exc)
+        finally:
+            self._consumer_busy = False
+
+    async def _notice(self, notice: Notice) -> None:
+        self._consumer_busy = True
         try:
             result = notice.callback(notice.argument)
             if inspect.isawaitable(result):
@@ -198,24 +365,8 @@ class Dispatcher:
                 error_type=type(exc).__name__,
                 error=str(exc),
             )
-
-    async def _deliver(self, batch: list[Any]) -> None:
-        deliveries = self._deliveries
-        delivered = 0
-        for message in batch:
-            if self._closed:
-                break
-            delivery = deliveries.get(type(message))
-            if delivery is None:
-                continue
-            delivered += 1
-            try:
-                result = delivery.call(message)
-                if delivery.is_async:
-                    await result  # type: ignore[misc]
-            except Exception as exc:  # noqa: BLE001 - a user callback must never kill the stream
-                self._callback_failed(delivery, message, exc)
-        self.delivered += delivered
+        finally:
+            self._consumer_busy = False
 
     def _callback_failed(self, delivery: Delivery, message: Any, exc: Exception) -> None:
         self.callback_errors += 1
@@ -230,44 +381,23 @@ class Dispatcher:
                 failures=count,
             )
 
-    def _shed(self) -> None:
-        before = self._pending
-        if self._overflow is OverflowPolicy.CONFLATE:
-            self._conflate_quotes()
-        while self._pending > self._bound and self._batches:
-            oldest = self._batches[0]
-            if isinstance(oldest, _Notice):
-                self._batches.rotate(-1)
-                continue
-            excess = self._pending - self._bound
-            if len(oldest.messages) <= excess:
-                self._batches.popleft()
-                self._pending -= len(oldest.messages)
-            else:
-                del oldest.messages[:excess]
-                self._pending -= excess
-        dropped = before - self._pending
-        self.dropped += dropped
-        self._log.warning(
-            "dispatch_overflow", dropped=dropped, dropped_total=self.dropped, bound=self._bound
-        )
-
-    def _conflate_quotes(self) -> None:
-        """Keep only the newest queued quote of each symbol, newest batches first."""
-        newest: set[str] = set()
-        for index in range(len(self._batches) - 1, -1, -1):
-            item = self._batches[index]
-            if isinstance(item, _Notice):
-                continue
-            batch = item.messages
-            kept: list[Any] = []
-            for message in reversed(batch):
-                if type(message) is Quote:
-                    if message.symbol in newest:
-                        continue
-                    newest.add(message.symbol)
-                kept.append(message)
-            if len(kept) != len(batch):
-                kept.reverse()
-                self._pending -= len(batch) - len(kept)
-                item.messages = kept
+    def _wake_from_any_thread(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._idle.set()
+            self._wakeup.set()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._idle.set()
+            self._wakeup.set()
+        else:
+            try:
+                loop.call_soon_threadsafe(self._idle.set)
+                loop.call_soon_threadsafe(self._wakeup.set)
+            except RuntimeError:
+                # The loop closed meanwhile: nobody waits on these events any more.
+                pass

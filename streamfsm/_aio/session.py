@@ -196,8 +196,7 @@ class Session:
                 tracker.skipped_messages += decoded.skipped
             if decoded.data:
                 now = clock()
-                tracker.observe(decoded.data, now)
-                dispatcher.put(decoded.data, now)
+                dispatcher.put(decoded.data, now, tracker.observe(decoded.data, now))
             for event in decoded.control:
                 self._control(event)
 

@@ -1,18 +1,20 @@
-"""Per-message bookkeeping on the hot path: counts, latest message per symbol, and gaps.
+"""Per-frame bookkeeping on the hot path: counts, arrival times, and gaps.
 
-:class:`DataTracker` is written by the socket reader for every decoded frame and read by the
-watchdog, ``health()`` and the pricing service. Its per-message work is a few dictionary writes;
-nothing here logs, allocates per message or touches the state machine.
+:class:`DataTracker` is written by the socket reader once per decoded frame and read by the
+watchdog and ``health()``. For a frame of one message type (as Alpaca sends them) its work does
+not depend on the frame's length: one type scan in C, a count, a time and the frame's last
+message, per channel. Nothing here logs, allocates per message or touches the state machine.
 
-A gap opens for every desired (channel, symbol) pair when a session is lost, remembering the
-exchange timestamp of the last message seen before; it closes with a :class:`GapReport` at the
-first message after the reconnect, so a pricing service knows exactly which window to refresh.
+A gap opens for every desired (channel, symbol) pair when a session is lost. It remembers the
+exchange time of the last message received on that channel before the outage: the stream was
+complete for every subscribed symbol of the channel up to then, whether the symbol itself last
+ticked then or earlier. The gap closes with a :class:`GapReport` at the pair's first message
+after the reconnect, so a pricing service knows exactly which window to refresh.
 """
 
 from __future__ import annotations
 
 import collections
-import operator
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Final
@@ -34,7 +36,6 @@ CHANNEL_OF: Final[dict[type, str]] = {
     DailyBar: "bars",
     TradingStatus: "statuses",
 }
-_symbol_of: Final = operator.attrgetter("symbol")
 #: Gap reports kept for ``health()``.
 RECENT_GAPS: Final = 100
 
@@ -46,7 +47,8 @@ class GapReport:
     Attributes:
         symbol: the symbol.
         channel: ``quotes``, ``trades`` or ``bars``.
-        last_seen_before: exchange time of the last message before the outage (None if none).
+        last_seen_before: exchange time of the last message received on the channel before the
+            outage (None if none arrived): the stream was complete for the pair up to then.
         first_seen_after: exchange time of the first message after the reconnect.
         lost_at: wall-clock UTC time the connection was lost.
         epoch: the connection epoch that was lost (its journal records carry the same).
@@ -61,47 +63,54 @@ class GapReport:
 
 
 class DataTracker:
-    """Counts and latest messages, updated once per frame by the socket reader."""
+    """Counts, arrival times and last messages per channel, updated once per frame."""
 
     def __init__(self, activity: ChannelActivity, on_gap: Callable[[GapReport], None]) -> None:
         self.activity = activity
         self._on_gap = on_gap
-        self.latest: dict[str, dict[str, Any]] = {
-            channel: {} for channel in (*CHANNELS, "statuses")
-        }
-        self._latest_of_type = {kind: self.latest[channel] for kind, channel in CHANNEL_OF.items()}
         self.counts: dict[str, int] = dict.fromkeys((*CHANNELS, "statuses"), 0)
+        #: The last message received on each channel (its exchange time bounds the gaps).
+        self.last_message: dict[str, Any] = {}
         self.malformed_frames = 0
         self.skipped_messages = 0
         self.recent_gaps: collections.deque[GapReport] = collections.deque(maxlen=RECENT_GAPS)
         self._open: dict[tuple[str, str], tuple[datetime | None, datetime, int]] = {}
+        #: Channels with at least one open gap: only their frames are searched for symbols.
+        self._open_channels: dict[str, int] = {}
 
-    def observe(self, data: list[Any], now: float) -> None:
+    def observe(self, data: list[Any], now: float) -> type | None:
         """Record one frame's market data received at monotonic time ``now``.
 
-        Per message this is one dictionary write (the latest message of its symbol), done by C
-        loops when the frame holds one message type, as Alpaca's frames usually do.
+        Args:
+            data: the frame's market data, in order; not empty.
+            now: the frame's arrival time.
+
+        Returns:
+            The type of every message of the frame when it holds one type, else None: the
+            dispatcher then skips its per-message type dispatch.
         """
         self.activity.received = True
         self.activity.last_data = now
-        last_seen = self.activity.last_seen
-        counts = self.counts
         kinds = set(map(type, data))
         if len(kinds) == 1:
-            # The usual frame holds one message type: let C loops do the per-message work.
             kind = kinds.pop()
-            self._latest_of_type[kind].update(zip(map(_symbol_of, data), data, strict=True))
             channel = CHANNEL_OF[kind]
-            counts[channel] += len(data)
+            self.counts[channel] += len(data)
+            self.activity.last_seen[channel] = now
+            self.last_message[channel] = data[-1]
+            if self._open and channel in self._open_channels:
+                self._close_gaps(data)
+            return kind
+        self._observe_mixed(data, now)
+        return None
+
+    def _observe_mixed(self, data: list[Any], now: float) -> None:
+        counts, last_seen, last_message = self.counts, self.activity.last_seen, self.last_message
+        for message in data:
+            channel = CHANNEL_OF[type(message)]
+            counts[channel] += 1
             last_seen[channel] = now
-        else:
-            latest_of = self._latest_of_type
-            for message in data:
-                kind = type(message)
-                latest_of[kind][message.symbol] = message
-                counts[CHANNEL_OF[kind]] += 1
-            for kind in kinds:
-                last_seen[CHANNEL_OF[kind]] = now
+            last_message[channel] = message
         if self._open:
             self._close_gaps(data)
 
@@ -111,25 +120,33 @@ class DataTracker:
         A pair whose gap is already open (an outage within an outage) keeps the first one.
         """
         for channel in CHANNELS:
-            seen = self.latest[channel]
+            last = self.last_message.get(channel)
             for symbol in desired.channel(channel):
                 if (channel, symbol) not in self._open:
-                    last = seen.get(symbol)
                     self._open[channel, symbol] = (
                         last.timestamp if last is not None else None,
                         lost_at,
                         epoch,
                     )
+                    self._open_channels[channel] = self._open_channels.get(channel, 0) + 1
 
     def forget(self, symbols: Iterable[tuple[str, str]]) -> None:
         """Unsubscribed pairs have no gap to report."""
         for key in symbols:
-            self._open.pop(key, None)
+            if self._open.pop(key, None) is not None:
+                self._one_closed(key[0])
 
     @property
     def open_gap_count(self) -> int:
         """Pairs still waiting for their first message after an outage."""
         return len(self._open)
+
+    def _one_closed(self, channel: str) -> None:
+        left = self._open_channels[channel] - 1
+        if left:
+            self._open_channels[channel] = left
+        else:
+            del self._open_channels[channel]
 
     def _close_gaps(self, data: list[Any]) -> None:
         channel_of = CHANNEL_OF
@@ -137,6 +154,7 @@ class DataTracker:
             key = (channel_of[type(message)], message.symbol)
             opened = self._open.pop(key, None)
             if opened is not None:
+                self._one_closed(key[0])
                 report = GapReport(
                     symbol=message.symbol,
                     channel=key[0],
