@@ -95,5 +95,6 @@ def test_conflation_keeps_one_waiting_quote_per_symbol() -> None:
         backlog.append([quote(SYMBOLS[seq % 3], seq), trade("A", seq)], 0.0, 0.0)
     assert backlog.pending == 3 + 100
     assert backlog.superseded == 97
-    item = backlog.take(0.0)
-    assert item is not None and not isinstance(item, Notice)
+    first = backlog.take(0.0)
+    assert isinstance(first, tuple)
+    assert [type(message) for message in first[0]] == [Trade]  # its quote was superseded
