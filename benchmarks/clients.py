@@ -20,7 +20,7 @@ import msgspec
 import websockets
 
 from benchmarks.server import SYMBOLS
-from streamfsm.config import StreamConfig
+from streamfsm.config import OverflowPolicy, StreamConfig
 from streamfsm.controller import StreamController
 from streamfsm.credentials import Credentials
 from streamfsm.models import Quote
@@ -36,6 +36,8 @@ SLOWEST_RATE: Final = 30_000.0
 MSGPACK_HEADERS: Final = {"Content-Type": "application/msgpack"}
 #: Frames up to this size are accepted by the bare loops (the replay's are ~10 KiB).
 MAX_FRAME_BYTES: Final = 8 * 1024 * 1024
+#: The largest backlog in bytes a config accepts: a throughput run must never drop.
+MAX_BACKLOG_BYTES: Final = 2**31 - 1
 
 
 @attrs.frozen
@@ -97,15 +99,28 @@ def credentials() -> Credentials:
 # ---------------------------------------------------------------- streamfsm
 
 
+def lossless(url: str, messages: int) -> StreamConfig:
+    """A config that delivers every one of ``messages`` quotes, however far callbacks fall behind.
+
+    The replay server sends as fast as the socket takes frames, and streamfsm drains the socket
+    ahead of a slower callback; a backlog that holds the whole workload, with no age bound and no
+    conflation, keeps the overflow policy out of a run that measures lossless throughput.
+    """
+    return StreamConfig(
+        url=url,
+        dispatch_queue_size=max(messages, 1),
+        dispatch_queue_bytes=MAX_BACKLOG_BYTES,
+        dispatch_max_age=None,
+        overflow=OverflowPolicy.DROP_OLDEST,
+    )
+
+
 def _streamfsm(mode: str) -> Callable[[str, int], Sample]:
     def run(url: str, messages: int) -> Sample:
         counter = Counter(messages)
-        # The replay server sends as fast as the socket takes frames, and streamfsm drains the
-        # socket ahead of a slower callback; a queue that holds the whole workload keeps the
-        # overflow policy out of a run that measures lossless throughput.
         controller = StreamController(
             credentials(),
-            StreamConfig(url=url, dispatch_queue_size=max(messages, 1)),
+            lossless(url, messages),
             on_quote=counter,
             models=mode,
             symbols=SYMBOLS,
