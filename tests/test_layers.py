@@ -33,6 +33,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "__main__": frozenset({"cli"}),
     "pricing": FOUNDATION | {"_core", "controller", "__init__"},
     "audit": FOUNDATION | {"_core"},
+    "cluster": FOUNDATION | {"_core", "_aio"},
     "sim": FOUNDATION | {"_portal"},
     "cli": FOUNDATION | {"_core", "_aio", "controller", "pricing", "audit", "sim", "__init__"},
 }
@@ -87,6 +88,18 @@ def test_module_imports_only_the_layers_below_it(path: Path) -> None:
 def test_the_core_does_no_io(path: Path) -> None:
     """The sans-I/O core imports no asyncio, websockets, time, socket or threading."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    roots = {name.split(".")[0] for name in runtime_imports(tree)}
+    assert roots.isdisjoint(IO_MODULES), roots & IO_MODULES
+
+
+#: The cluster's sans-I/O modules: the lease machine and its configuration.
+CLUSTER_CORE = ("config.py", "lease.py", "lease_commands.py", "lease_table.py")
+
+
+@pytest.mark.parametrize("name", CLUSTER_CORE)
+def test_the_lease_machine_does_no_io(name: str) -> None:
+    """The lease machine, like the core, imports no asyncio, websockets, time, socket, threading."""
+    tree = ast.parse((PACKAGE / "cluster" / name).read_text(encoding="utf-8"))
     roots = {name.split(".")[0] for name in runtime_imports(tree)}
     assert roots.isdisjoint(IO_MODULES), roots & IO_MODULES
 
