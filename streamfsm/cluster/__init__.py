@@ -3,3 +3,5 @@
 ``lease_table`` and ``lease`` are the lease lifecycle, sans-I/O like :mod:`streamfsm._core`;
 ``config`` holds :class:`ClusterConfig`.
 """
+
+__all__: list[str] = []
