@@ -264,7 +264,7 @@ def test_a_new_holder_takes_over_within_a_ttl_after_the_old_one_freezes() -> Non
         ("name", "has space"),
         ("lease_ttl", 0),
         ("renewals_per_ttl", 1),
-        ("max_clock_drift", 1.0),
+        ("max_clock_drift", 0.5),
         ("fence_margin", 5.0),
         ("request_timeout", 1.0),
         ("replicas", 2),

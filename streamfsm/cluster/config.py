@@ -7,13 +7,13 @@ raises :class:`~streamfsm.errors.ConfigurationError` naming the field.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import attrs
 
+from streamfsm import _validate
 from streamfsm.errors import ConfigurationError
 
 __all__ = ["ClusterConfig"]
@@ -24,26 +24,8 @@ _NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NATS_SCHEMES: Final = frozenset({"nats", "tls", "ws", "wss"})
 #: JetStream replica counts that keep a quorum (an even count adds no fault tolerance).
 _REPLICA_COUNTS: Final = (1, 3, 5)
-
-
-def _finite_positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigurationError(attribute.name, "a finite number > 0", value)
-
-
-def _fraction(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise ConfigurationError(attribute.name, "a number in [0, 1)", value)
-
-
-def _count(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise ConfigurationError(attribute.name, "an integer >= 2", value)
+#: A clock off by more than 10 % is broken, not drifting; the bound would eat the whole lease.
+_MAX_DRIFT: Final = 0.1
 
 
 def _replicas(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -85,12 +67,14 @@ class ClusterConfig:
 
     url: str = attrs.field(default="nats://127.0.0.1:4222", validator=_nats_url)
     name: str = attrs.field(default="streamfsm", validator=_cluster_name)
-    lease_ttl: float = attrs.field(default=2.0, validator=_finite_positive)
-    renewals_per_ttl: int = attrs.field(default=4, validator=_count)
-    max_clock_drift: float = attrs.field(default=0.01, validator=_fraction)
-    fence_margin: float = attrs.field(default=0.25, validator=_finite_positive)
-    request_timeout: float = attrs.field(default=0.4, validator=_finite_positive)
-    interest_ttl: float = attrs.field(default=3.0, validator=_finite_positive)
+    lease_ttl: float = attrs.field(default=2.0, validator=_validate.seconds())
+    renewals_per_ttl: int = attrs.field(default=4, validator=_validate.count(low=2))
+    max_clock_drift: float = attrs.field(
+        default=0.01, validator=_validate.number(low=0.0, high=_MAX_DRIFT)
+    )
+    fence_margin: float = attrs.field(default=0.25, validator=_validate.seconds())
+    request_timeout: float = attrs.field(default=0.4, validator=_validate.seconds())
+    interest_ttl: float = attrs.field(default=3.0, validator=_validate.seconds())
     replicas: int = attrs.field(default=1, validator=_replicas)
     member: str | None = attrs.field(default=None)
 
