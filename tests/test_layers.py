@@ -32,7 +32,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "__init__": FOUNDATION | {"_core", "controller"},
     "__main__": frozenset({"cli"}),
     "pricing": FOUNDATION | {"_core", "controller", "__init__"},
-    "audit": FOUNDATION | {"_core"},
+    "audit": FOUNDATION | {"_core", "cluster"},
     "cluster": FOUNDATION | {"_core", "_aio"},
     "sim": FOUNDATION | {"_portal"},
     "cli": FOUNDATION | {"_core", "_aio", "controller", "pricing", "audit", "sim", "__init__"},

@@ -32,6 +32,8 @@ import attrs
 from streamfsm import errors
 from streamfsm._core import machine
 from streamfsm._core.machine import State
+from streamfsm.cluster import lease_table
+from streamfsm.cluster.lease_table import LeaseState
 
 __all__ = [
     "ELSE",
@@ -43,6 +45,7 @@ __all__ = [
     "add_parser",
     "anywhere_notes",
     "connection_machine",
+    "lease_machine",
     "edge_groups",
     "edge_label",
     "is_fallback",
@@ -126,8 +129,25 @@ def connection_machine() -> MachineSpec:
     )
 
 
+def lease_machine() -> MachineSpec:
+    """The cluster lease lifecycle, read from ``lease_table.LEASE_TRANSITIONS`` at call time."""
+    return MachineSpec(
+        name="lease",
+        title="Cluster lease lifecycle",
+        states=(
+            LeaseState.STOPPED,
+            LeaseState.FOLLOWER,
+            LeaseState.CANDIDATE,
+            LeaseState.HOLDER,
+            LeaseState.RESIGNING,
+        ),
+        initial=LeaseState.STOPPED,
+        rows=tuple(lease_table.LEASE_TRANSITIONS),
+    )
+
+
 #: The machines drawn, in document order. Each entry builds its spec at call time.
-MACHINE_BUILDERS: list[Callable[[], MachineSpec]] = [connection_machine]
+MACHINE_BUILDERS: list[Callable[[], MachineSpec]] = [connection_machine, lease_machine]
 
 
 def machines() -> tuple[MachineSpec, ...]:
