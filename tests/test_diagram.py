@@ -21,11 +21,13 @@ from streamfsm.audit.diagram import (
     MachineSpec,
     connection_machine,
     edge_groups,
+    machines,
     render,
     render_dot,
     render_json,
     render_mermaid,
 )
+from streamfsm.cluster.lease_table import LEASE_TRANSITIONS, LeaseState
 from tools import statedoc
 from tools.invariants import INVARIANTS
 
@@ -111,7 +113,7 @@ def test_render_is_independent_of_the_hash_seed() -> None:
 
 def test_mermaid_lays_the_lifecycle_out_left_to_right() -> None:
     """A stateDiagram-v2, direction LR, states declared in lifecycle order, idle first."""
-    lines = [line.strip() for line in render_mermaid().splitlines()]
+    lines = [line.strip() for line in render_mermaid([connection_machine()]).splitlines()]
     assert lines[:5] == [
         "---",
         "title: streamfsm connection lifecycle",
@@ -133,7 +135,7 @@ def test_mermaid_lays_the_lifecycle_out_left_to_right() -> None:
 
 def test_stop_is_one_note_not_an_edge_per_state() -> None:
     """No arrow carries stop; one note says any state goes to stopped on stop."""
-    text = render_mermaid()
+    text = render_mermaid([connection_machine()])
     assert all(
         "stop" not in label.split(" [")[0]
         for labels in mermaid_edges(text).values()
@@ -177,7 +179,7 @@ def test_every_trigger_is_drawn_or_noted() -> None:
 
 def test_dot_draws_the_same_arrows() -> None:
     """The DOT digraph has the Mermaid arrows, the start arrow and a dotted note."""
-    text = render_dot()
+    text = render_dot([connection_machine()])
     assert text.startswith('digraph "streamfsm_connection" {\n')
     assert text.count("{") == text.count("}")
     arrows = [line for line in text.splitlines() if " -> " in line and "shape=note" not in line]
@@ -191,13 +193,23 @@ def test_json_round_trips_and_matches_the_tables() -> None:
     text = render_json()
     data = json.loads(text)
     assert json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n" == text
-    [connection] = data["machines"]
+    connection, lease = data["machines"]
+    assert lease["states"] == [state.value for state in LeaseState]
+    assert len(lease["transitions"]) == len(LEASE_TRANSITIONS)
     assert connection["states"] == [state.value for state in State]
     assert connection["triggers"] == list(machine.TRIGGERS)
     assert connection["anywhere"] == ["stop"]
     assert len(connection["transitions"]) == len(machine.TRANSITIONS)
     assert connection["transitions"][1]["guard"] == "else"
     assert [entry["code"] for entry in data["server_errors"]] == sorted(errors.SERVER_ERRORS)
+
+
+def test_the_document_draws_the_lease_machine_too() -> None:
+    """The cluster lease machine has its own diagram and table, so the drift check covers it."""
+    assert [spec.name for spec in machines()] == ["connection", "lease"]
+    mermaid = render_mermaid()
+    assert "candidate --> holder: acquired [lease fresh]" in mermaid
+    assert "resigning --> stopped: session_closed [leaving]" in mermaid
 
 
 def test_the_generator_takes_a_list_of_machines() -> None:
@@ -292,9 +304,10 @@ def test_output_writes_the_chosen_format(tmp_path: Path) -> None:
     assert target.read_text(encoding="utf-8") == render_json()
 
 
-def test_invariants_are_numbered_one_to_ten_with_tests_that_exist() -> None:
-    """The ten invariants of the design, each citing tests that really are in the suite."""
-    assert [invariant.number for invariant in INVARIANTS] == list(range(1, 11))
+def test_invariants_are_numbered_in_order_with_tests_that_exist() -> None:
+    """The ten invariants of the design and the cluster's, each citing tests in the suite."""
+    assert [invariant.number for invariant in INVARIANTS] == list(range(1, len(INVARIANTS) + 1))
+    assert len(INVARIANTS) >= 10
     for invariant in INVARIANTS:
         assert invariant.tests, invariant.number
         for reference in invariant.tests:

@@ -1,4 +1,4 @@
-"""The ten invariants of the design, each with the tests that check it.
+"""The invariants of the design (ten for one connection, more for a cluster) and their tests.
 
 The one source of this list: ``docs/state-diagram.md`` is rendered from it, and
 ``tests/test_diagram.py`` checks that every test it names exists.
@@ -30,8 +30,9 @@ class Invariant:
 
 _STATEFUL: Final = "tests/test_stateful.py::ControllerMachine"
 _INTEGRATION: Final = "tests/test_controller_integration.py"
+_LEASE: Final = "tests/test_lease_stateful.py::LeaseCluster"
 
-#: The ten invariants of the design, each with the tests that check it.
+#: The invariants of the design, each with the tests that check it.
 INVARIANTS: Final[tuple[Invariant, ...]] = (
     Invariant(
         1,
@@ -107,6 +108,23 @@ INVARIANTS: Final[tuple[Invariant, ...]] = (
             "tests/test_secrets.py",
             f"{_INTEGRATION}::test_secret_never_appears_in_logs",
             "tests/test_lifecycle_edges.py::test_debug_logging_never_shows_the_auth_frame",
+        ),
+    ),
+    Invariant(
+        11,
+        "Cluster: never two processes that can both publish on the bus.",
+        (
+            f"{_LEASE}.never_two_publishers",
+            f"{_LEASE}.a_publisher_holds_the_live_lease",
+        ),
+    ),
+    Invariant(
+        12,
+        "Cluster: a holder fences itself (stops publishing, closes Alpaca) before its lease can "
+        "expire, on any clock within the drift bound.",
+        (
+            f"{_LEASE}.fenced_before_the_lease_can_expire",
+            "tests/test_lease.py::test_publishing_stops_at_the_deadline_even_before_the_fence_timer_fires",
         ),
     ),
 )
