@@ -1,8 +1,8 @@
 """``streamfsm demo`` (the showcase): the fault script recovers, the files are written.
 
 The full fault script runs once, as a child process with its output piped (so not a terminal)
-and ``--duration`` compressed to the shortest recommended value; shorter in-process runs cover
-the calm mode and the failure path.
+and ``--duration`` compressed to the shortest recommended value; shorter runs cover the calm
+mode, the failure path, the live view on a terminal and the plain fallback without ``rich``.
 """
 
 from __future__ import annotations
@@ -11,25 +11,29 @@ import io
 import json
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
+import textwrap
 from pathlib import Path
 
 import pytest
 
+from streamfsm.cli._terminal import RICH_HINT
 from streamfsm.cli.demo import app as showcase
 from streamfsm.cli.demo.app import FAULTS, DemoOptions, run_demo
+from streamfsm.cli.demo.settings import RECOMMENDED_DURATION, SYMBOLS
 
 #: The child's own --duration plus its start-up (imports, simulator) and shutdown.
-CHILD_TIMEOUT = showcase.RECOMMENDED_DURATION + 20.0
+CHILD_TIMEOUT = RECOMMENDED_DURATION + 20.0
+#: A calm run long enough for one periodic status line.
+CALM_SECONDS = 2.0
+
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_left_behind() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [thread for thread in threading.enumerate() if thread not in before]
-    assert not leaked, f"threads left behind: {leaked}"
+class Terminal(io.StringIO):
+    """A text stream that says it is an interactive terminal."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 def test_every_fault_is_recovered_from(tmp_path: Path) -> None:
@@ -41,7 +45,7 @@ def test_every_fault_is_recovered_from(tmp_path: Path) -> None:
             "-m",
             "streamfsm.cli.demo.app",
             "--duration",
-            f"{showcase.RECOMMENDED_DURATION:g}",
+            f"{RECOMMENDED_DURATION:g}",
             "--seed",
             "3",
             "--output",
@@ -70,7 +74,7 @@ def test_every_fault_is_recovered_from(tmp_path: Path) -> None:
     for fault in summary["faults"]:
         assert fault["recovered"] is True
         assert 0 < fault["recovered_after"] < 5
-    assert set(summary["gaps"]) == {symbol for symbol, _priority in showcase.SYMBOLS}
+    assert set(summary["gaps"]) == {symbol for symbol, _priority in SYMBOLS}
     assert all(count >= 4 for count in summary["gaps"].values())  # one per broken connection
     assert summary["malformed_frames"] == 1
     assert summary["callback_errors"] == 1
@@ -89,7 +93,7 @@ def test_every_fault_is_recovered_from(tmp_path: Path) -> None:
 def test_calm_run_without_faults(tmp_path: Path) -> None:
     """--no-faults streams calmly, reports success and writes its files."""
     out = io.StringIO()
-    report = run_demo(DemoOptions(duration=2.0, faults=False, output=tmp_path), stdout=out)
+    report = run_demo(DemoOptions(duration=CALM_SECONDS, faults=False, output=tmp_path), out)
     assert report.ok, report.summary
     assert report.faults == ()
     assert "result: calm run, the stream stayed up" in out.getvalue()
@@ -98,6 +102,60 @@ def test_calm_run_without_faults(tmp_path: Path) -> None:
     assert (tmp_path / "journal.jsonl").exists()
     assert (tmp_path / "state-diagram.mmd").exists()
     assert json.loads((tmp_path / "summary.json").read_text())["ok"] is True
+
+
+def test_a_terminal_gets_the_live_view(tmp_path: Path) -> None:
+    """On a terminal with rich installed the view is live (rich's escape codes), then a summary."""
+    out = Terminal()
+    report = run_demo(DemoOptions(duration=CALM_SECONDS, faults=False, output=tmp_path), out)
+    assert report.ok, report.summary
+    text = out.getvalue()
+    assert "\x1b[" in text
+    assert "recent events" in text
+    assert "result: calm run, the stream stayed up" in text
+    assert RICH_HINT not in text
+
+
+#: Runs the calm demo in a fresh interpreter in which ``import rich`` fails, on a "terminal".
+WITHOUT_RICH = textwrap.dedent(
+    """
+    import io, sys
+    sys.modules["rich"] = None  # as if the demo extra were not installed
+
+    class Terminal(io.TextIOWrapper):
+        def isatty(self):
+            return True
+
+    sys.stdout = Terminal(sys.stdout.buffer, encoding="utf-8", line_buffering=True)
+    from streamfsm.cli import main
+
+    status = main(["demo", "--no-faults", "--duration", sys.argv[1], "--output", sys.argv[2]])
+    loaded = sorted(
+        name for name, module in sys.modules.items()
+        if name.partition(".")[0] == "rich" and module is not None
+    )
+    print("rich modules loaded:", loaded)
+    sys.exit(status)
+    """
+)
+
+
+def test_without_rich_the_demo_prints_plain_lines_and_exits_0(tmp_path: Path) -> None:
+    """Without rich, even on a terminal, the whole CLI loads and the demo prints plain lines."""
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_RICH, f"{CALM_SECONDS:g}", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert RICH_HINT in out
+    assert "[subscribed" in out  # a periodic plain status line
+    assert "result: calm run, the stream stayed up" in out
+    assert "\x1b[" not in out
+    assert "rich modules loaded: []" in out
 
 
 def test_faults_that_do_not_fit_make_the_run_fail(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@
 
 It builds a :class:`~streamfsm.pricing.service.PricingService` from ``Credentials.from_env()`` and
 shows
-the state, the time in state and a quote table: a ``rich`` live view on a terminal, plain lines
-otherwise (one per state change, and the quotes every few seconds). The first Ctrl-C stops
+the state, the time in state and a quote table: a ``rich`` live view on a terminal when ``rich``
+(the ``demo`` extra) is installed, plain lines otherwise (one per state change, and the quotes
+every few seconds). The first Ctrl-C stops
 gracefully and prints a summary; a second one, while stopping, exits at once.
 
 Exit status: 0 after Ctrl-C; 1 when the stream stopped on a fatal error (402 auth failed, 409
@@ -27,21 +28,21 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, TextIO, cast
+from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
 import structlog
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
+from streamfsm.cli._terminal import RICH_HINT, is_terminal, load_live_view
 from streamfsm.config import Feed, StreamConfig
 from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
 from streamfsm.errors import ConfigurationError, MissingCredentialsError, StreamError
 from streamfsm.logs import configure_logging
 from streamfsm.pricing import PricingService, QuoteSnapshot
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 __all__ = ["add_parser", "run"]
 
@@ -135,12 +136,11 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
     except StreamError as exc:
         sys.stderr.write(f"{PROG}: {type(exc).__name__}: {exc}\n")
         return EXIT_USAGE
-    console = Console(file=out, highlight=False, soft_wrap=True)
     saved = structlog.get_config()
     # structlog only calls write() and flush() on the stream.
     configure_logging(logging.WARNING, stream=cast(TextIO, _CurrentStderr()))
     try:
-        return _Session(service, console, args).run()
+        return _Session(service, out, args).run()
     finally:
         structlog.configure(**saved)
 
@@ -148,14 +148,19 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
 class _Session:
     """One ``streamfsm run``: start, show, stop on Ctrl-C or a fatal error, summarise."""
 
-    def __init__(self, service: PricingService, console: Console, args: argparse.Namespace):
+    def __init__(self, service: PricingService, out: TextIO, args: argparse.Namespace):
         self.service = service
-        self.console = console
-        self.plain = args.plain or not console.is_terminal
+        self.out = out
+        wants_live = not args.plain and is_terminal(out)
+        # The live view's rich.live; None prints plain lines (piped, --plain, or no rich).
+        self.rich_live = load_live_view("rich.live") if wants_live else None
+        self.plain = self.rich_live is None
         self.symbols: tuple[str, ...] = args.symbols
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.fatal = threading.Event()
         self.started = time.monotonic()
+        if wants_live and self.plain:
+            self._say(RICH_HINT)
         service.controller.add_listener(self._on_transition)
 
     def _on_transition(self, record: TransitionRecord) -> None:
@@ -170,8 +175,8 @@ class _Session:
 
     def _say(self, text: str) -> None:
         elapsed = time.monotonic() - self.started
-        self.console.file.write(f"{elapsed:7.1f}s  {text}\n")
-        self.console.file.flush()
+        self.out.write(f"{elapsed:7.1f}s  {text}\n")
+        self.out.flush()
 
     def run(self) -> int:
         previous = signal.getsignal(signal.SIGINT)
@@ -197,9 +202,11 @@ class _Session:
 
     def _show(self) -> None:
         """Until a fatal stop (or Ctrl-C, which raises KeyboardInterrupt here)."""
-        if not self.plain:
-            with Live(
-                console=self.console,
+        if self.rich_live is not None:
+            from rich.console import Console
+
+            with self.rich_live.Live(
+                console=Console(file=self.out, highlight=False, soft_wrap=True),
                 refresh_per_second=LIVE_REFRESH_PER_SECOND,
                 get_renderable=self._render,
                 redirect_stderr=True,
@@ -231,6 +238,10 @@ class _Session:
         return "quotes: " + "; ".join(parts)
 
     def _render(self) -> RenderableType:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
         health = self.service.health()
         header = Text.assemble(
             ("streamfsm run  ", "bold"),
@@ -278,8 +289,8 @@ class _Session:
         if health.last_error is not None:
             lines.append(f"  last error: {health.last_error}")
         for line in lines:
-            self.console.file.write(line + "\n")
-        self.console.file.flush()
+            self.out.write(line + "\n")
+        self.out.flush()
 
 
 def _brief(snapshot: QuoteSnapshot | None) -> str:

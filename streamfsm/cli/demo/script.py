@@ -1,349 +1,38 @@
-"""The fault script of ``streamfsm demo``: the demo's timings, the faults and their bookkeeping.
+"""The fault script of ``streamfsm demo``: plays the faults on its own thread, judges each.
 
-:class:`Script` plays :data:`FAULTS` against the simulator on its own thread; :class:`Progress`
-collects what the controller does (transitions, fresh quotes, gaps) so that the script can wait
-for each recovery and the view can show it.
+:class:`Script` injects each fault of :data:`~streamfsm.cli.demo.faults.FAULTS` into the
+simulator, waits (on :class:`~streamfsm.cli.demo.progress.Progress`) until the controller noticed
+it and every symbol is freshly priced again, and fills the fault's result from the journal and
+the counters.
 """
 
 from __future__ import annotations
 
-import enum
-import queue
-import threading
-import time
-from collections.abc import Callable, Sequence
-from typing import Any, Final
-
-import attrs
+from collections.abc import Sequence
+from typing import Any
 
 from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
-from streamfsm._core.tracking import GapReport
-from streamfsm.config import BackoffPolicy, BreakerPolicy, StalePolicy, StreamConfig
+from streamfsm.cli.demo.faults import FaultKind, FaultResult, FaultSpec, session_lost
+from streamfsm.cli.demo.progress import Progress
+from streamfsm.cli.demo.settings import (
+    AUTH_TIMEOUT,
+    CONNECTION_LIMIT_CODE,
+    CONNECTION_LIMIT_COOLDOWN,
+    CONNECTION_LIMIT_REFUSALS,
+    MUTE_SECONDS,
+    SETTLE,
+    SLOW_AUTH_DELAY,
+    STALE_QUOTES,
+    STARTUP_BUDGET,
+    TAIL,
+    WARMUP,
+)
 from streamfsm.errors import StreamError
-from streamfsm.models import Quote
 from streamfsm.pricing import PricingService
 from streamfsm.sim import SimulatorThread
 
-__all__ = [
-    "AUTH_TIMEOUT",
-    "BACKOFF_INITIAL",
-    "BACKOFF_MAXIMUM",
-    "CONNECTION_LIMIT_COOLDOWN",
-    "DEMO_CONFIG",
-    "FAULTS",
-    "STALE_QUOTES",
-    "DemoCallbackError",
-    "FaultKind",
-    "FaultResult",
-    "FaultSpec",
-    "Progress",
-    "Script",
-    "elapsed",
-    "rounded",
-    "session_lost",
-]
-
-# ---------------------------------------------------------------- settings
-
-#: Short on purpose: every recovery fits in seconds. Production defaults are in StreamConfig.
-BACKOFF_INITIAL: Final = 0.2
-BACKOFF_MAXIMUM: Final = 1.0
-STALE_QUOTES: Final = 1.0
-HEALTHY_AFTER: Final = 0.5
-CONNECTION_LIMIT_COOLDOWN: Final = 0.5
-AUTH_TIMEOUT: Final = 1.0
-CONNECT_TIMEOUT: Final = 2.0
-BREAKER_THRESHOLD: Final = 5
-BREAKER_COOLDOWN: Final = 1.0
-
-DEMO_CONFIG: Final = StreamConfig(
-    backoff=BackoffPolicy(initial=BACKOFF_INITIAL, maximum=BACKOFF_MAXIMUM),
-    breaker=BreakerPolicy(failure_threshold=BREAKER_THRESHOLD, cooldown=BREAKER_COOLDOWN),
-    stale=StalePolicy(quotes=STALE_QUOTES),
-    healthy_after=HEALTHY_AFTER,
-    connection_limit_cooldown=CONNECTION_LIMIT_COOLDOWN,
-    auth_timeout=AUTH_TIMEOUT,
-    connect_timeout=CONNECT_TIMEOUT,
-    subscribe_timeout=CONNECT_TIMEOUT,
-)
-
-#: The mute outlasts the stale threshold three times over, so only the watchdog can end it.
-MUTE_SECONDS: Final = 3 * STALE_QUOTES
-#: The auth reply is held back past the client's auth timeout.
-SLOW_AUTH_DELAY: Final = AUTH_TIMEOUT + 0.5
-#: How many auths the simulator refuses with 406.
-CONNECTION_LIMIT_REFUSALS: Final = 3
-CONNECTION_LIMIT_CODE: Final = 406
-
-#: Time to connect and price every symbol before the first fault.
-WARMUP: Final = 1.5
-#: Calm time left after the last fault's slot.
-TAIL: Final = 1.5
-#: Pause after a recovery before the next fault may start: the new session must turn healthy
-#: first, or back-to-back faults look like a flapping server and trip the circuit breaker.
-SETTLE: Final = HEALTHY_AFTER + 0.2
-#: How long the demo waits for the first prices before it gives up.
-STARTUP_BUDGET: Final = 5.0
-
-
-class DemoCallbackError(RuntimeError):
-    """Raised on purpose by the demo's quote hook, once, to show callback isolation."""
-
-
-# ---------------------------------------------------------------- the fault script
-
-
-class FaultKind(enum.StrEnum):
-    """The scripted faults, in the order they are played."""
-
-    DROP = "drop"
-    MUTE = "mute"
-    CONNECTION_LIMIT = "connection_limit"
-    SLOW_AUTH = "slow_auth"
-    MALFORMED = "malformed"
-    CALLBACK = "callback"
-
-
-@attrs.frozen(kw_only=True)
-class FaultSpec:
-    """One scripted fault.
-
-    Attributes:
-        kind: which fault.
-        title: its name in the output.
-        disconnects: whether recovery needs a new connection.
-        budget: seconds the stream may take to recover before the fault counts as failed.
-    """
-
-    kind: FaultKind
-    title: str
-    disconnects: bool
-    budget: float
-
-
-FAULTS: Final = (
-    FaultSpec(kind=FaultKind.DROP, title="dropped connection", disconnects=True, budget=3.0),
-    FaultSpec(kind=FaultKind.MUTE, title="mute socket", disconnects=True, budget=4.0),
-    FaultSpec(kind=FaultKind.CONNECTION_LIMIT, title="three 406s", disconnects=True, budget=5.0),
-    FaultSpec(kind=FaultKind.SLOW_AUTH, title="slow auth", disconnects=True, budget=5.0),
-    FaultSpec(kind=FaultKind.MALFORMED, title="malformed frame", disconnects=False, budget=2.0),
-    FaultSpec(kind=FaultKind.CALLBACK, title="callback raises once", disconnects=False, budget=2.0),
-)
-
-
-@attrs.define(kw_only=True)
-class FaultResult:
-    """What happened to one fault; times are seconds since the service started.
-
-    Attributes:
-        spec: the fault.
-        injected_at: when it was injected, None when the run ended first.
-        detected_at: when the controller noticed it (a transition, or the counter it bumps).
-        detected_by: how it was noticed, in words.
-        reconnected_at: when the stream was subscribed again (faults that disconnect).
-        recovered_at: when every symbol had a fresh quote again.
-        evidence: what the counters or the journal show.
-        failure: why it does not count as recovered, or None.
-    """
-
-    spec: FaultSpec
-    injected_at: float | None = None
-    detected_at: float | None = None
-    detected_by: str = ""
-    reconnected_at: float | None = None
-    recovered_at: float | None = None
-    evidence: str = ""
-    failure: str | None = None
-
-    @property
-    def recovered(self) -> bool:
-        """True when the fault was injected and fully recovered from."""
-        return self.failure is None and self.recovered_at is not None
-
-    @property
-    def recovery(self) -> float | None:
-        """Seconds from injection to every symbol freshly priced again."""
-        if self.injected_at is None or self.recovered_at is None:
-            return None
-        return self.recovered_at - self.injected_at
-
-    def status(self) -> str:
-        """pending, running, recovered or failed."""
-        if self.failure is not None:
-            return "failed"
-        if self.recovered_at is not None:
-            return "recovered"
-        return "running" if self.injected_at is not None else "pending"
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict for ``summary.json``."""
-        return {
-            "fault": self.spec.kind.value,
-            "title": self.spec.title,
-            "injected_at": rounded(self.injected_at),
-            "detected_after": elapsed(self.injected_at, self.detected_at),
-            "detected_by": self.detected_by,
-            "reconnected_after": elapsed(self.injected_at, self.reconnected_at),
-            "recovered_after": elapsed(self.injected_at, self.recovered_at),
-            "evidence": self.evidence,
-            "recovered": self.recovered,
-            "failure": self.failure,
-        }
-
-
-def rounded(value: float | None, digits: int = 3) -> float | None:
-    """``value`` rounded to ``digits``, or None for None."""
-    return None if value is None else round(value, digits)
-
-
-def elapsed(start: float | None, end: float | None) -> float | None:
-    """Seconds from ``start`` to ``end`` rounded to milliseconds, or None when either is None."""
-    return None if start is None or end is None else round(end - start, 3)
-
-
-#: States entered after a failure; their journal reason says which.
-_WAITING_STATES: Final = frozenset(
-    {State.BACKOFF.value, State.CIRCUIT_OPEN.value, State.STOPPED.value}
-)
-
-
-def session_lost(record: TransitionRecord) -> bool:
-    """True when ``record`` leaves the subscribed state: the session was lost."""
-    return record.src == State.SUBSCRIBED.value and record.dst != State.SUBSCRIBED.value
-
-
-class Progress:
-    """What the fault script waits for, signalled from the controller's loop thread.
-
-    Demo code, not library code: it takes a condition's lock on the stream's loop, which the
-    pricing service itself never does.
-    """
-
-    def __init__(self, symbols: Sequence[str]) -> None:
-        self.service: PricingService | None = None
-        self._symbols = tuple(symbols)
-        self._t0 = time.monotonic()
-        self._condition = threading.Condition()
-        self.records: list[tuple[float, TransitionRecord]] = []
-        self.events: queue.SimpleQueue[tuple[float, str]] = queue.SimpleQueue()
-        self._pending: set[str] = set()
-        self.fresh_at: float | None = None
-        self.expecting_loss = False
-        self.raise_next = False
-        self.gaps: list[GapReport] = []
-        self.closed = False
-
-    @property
-    def symbols(self) -> tuple[str, ...]:
-        """The tracked symbols, in the order given."""
-        return self._symbols
-
-    def now(self) -> float:
-        """Seconds since :meth:`start_clock`."""
-        return time.monotonic() - self._t0
-
-    def start_clock(self) -> None:
-        """Time zero: the service starts now."""
-        self._t0 = time.monotonic()
-
-    def say(self, text: str) -> None:
-        """Queue an event line for the view."""
-        self.events.put((self.now(), text))
-
-    # -- on the controller's loop
-
-    def on_transition(self, record: TransitionRecord) -> None:
-        """Listener: keep the record, arm the freshness wait when an expected loss happens."""
-        now = self.now()
-        with self._condition:
-            self.records.append((now, record))
-            if self.expecting_loss and session_lost(record):
-                self.expecting_loss = False
-                self._arm()
-            self._condition.notify_all()
-        if record.src != record.dst:
-            failed = record.dst in _WAITING_STATES and record.error is not None
-            detail = f" ({record.reason})" if failed else ""
-            delay = f", next attempt in {record.delay:.2f} s" if record.delay is not None else ""
-            self.events.put((now, f"state {record.dst}{detail}{delay}"))
-
-    def on_quote(self, quote: Quote) -> None:
-        """Quote hook: raise once when asked to, and tick off symbols that are fresh again."""
-        if self.raise_next:
-            with self._condition:
-                self.raise_next = False
-                self._arm()
-                self._condition.notify_all()
-            raise DemoCallbackError("the demo's quote hook raised on purpose")
-        if self._pending and self.service is not None:
-            snapshot = self.service.quote(quote.symbol)
-            if snapshot is not None and not snapshot.stale:
-                with self._condition:
-                    self._pending.discard(quote.symbol)
-                    if not self._pending and self.fresh_at is None:
-                        self.fresh_at = self.now()
-                        self._condition.notify_all()
-
-    def on_gap(self, report: GapReport) -> None:
-        """Gap hook: keep the report for the summary."""
-        self.gaps.append(report)
-
-    # -- on the script thread
-
-    def arm(self) -> None:
-        """Wait for every symbol to be fresh from now on."""
-        with self._condition:
-            self._arm()
-
-    def disarm(self) -> None:
-        """Forget the previous fault's freshness; the next arm starts a new wait."""
-        with self._condition:
-            self._pending = set()
-            self.fresh_at = None
-
-    def _arm(self) -> None:
-        self._pending = set(self._symbols)
-        self.fresh_at = None
-
-    def wait(self, predicate: Callable[[], bool], deadline: float) -> bool:
-        """Block until ``predicate()``, ``deadline`` (seconds since start) or :meth:`close`.
-
-        Returns:
-            Whether ``predicate()`` holds.
-        """
-        with self._condition:
-            self._condition.wait_for(
-                lambda: self.closed or predicate(), max(0.0, deadline - self.now())
-            )
-            return predicate()
-
-    def expect_loss(self, expected: bool) -> None:
-        """Arm the freshness wait at the next lost session (or stop expecting one)."""
-        with self._condition:
-            self.expecting_loss = expected
-
-    def close(self) -> None:
-        """Wake every waiter: the run is over."""
-        with self._condition:
-            self.closed = True
-            self._condition.notify_all()
-
-    def sleep_until(self, moment: float) -> bool:
-        """Wait until ``moment`` unless closed first; False when closed."""
-        with self._condition:
-            self._condition.wait_for(lambda: self.closed, max(0.0, moment - self.now()))
-            return not self.closed
-
-    def since(self, index: int) -> list[tuple[float, TransitionRecord]]:
-        """Records appended from ``index`` on."""
-        with self._condition:
-            return self.records[index:]
-
-    def mark(self) -> int:
-        """The current end of the record list."""
-        with self._condition:
-            return len(self.records)
+__all__ = ["Script"]
 
 
 class Script:

@@ -1,28 +1,30 @@
-"""What ``streamfsm demo`` shows: status lines, the ``rich`` live view and the final summary."""
+"""What ``streamfsm demo`` prints: status lines, the quote table and the final summary.
+
+Plain text only, so the demo runs without the optional ``rich`` package; the live view
+(:mod:`streamfsm.cli.demo.live_view`) builds on these rows.
+"""
 
 from __future__ import annotations
 
 import collections
-import queue
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
-
-from streamfsm._core.machine import State
-from streamfsm.cli.demo.script import Progress, Script, elapsed, rounded
+from streamfsm.cli.demo.faults import elapsed, rounded
+from streamfsm.cli.demo.progress import Progress
+from streamfsm.cli.demo.script import Script
 from streamfsm.pricing import PricingService, QuoteSnapshot
 
 __all__ = [
     "DIAGRAM_NAME",
     "JOURNAL_NAME",
     "LOG_NAME",
+    "QUOTE_HEADER",
     "SUMMARY_NAME",
-    "LiveView",
     "mermaid_diagram",
+    "quote_rows",
+    "seconds",
     "status_line",
     "summary_json",
     "summary_lines",
@@ -33,8 +35,6 @@ JOURNAL_NAME: Final = "journal.jsonl"
 DIAGRAM_NAME: Final = "state-diagram.mmd"
 SUMMARY_NAME: Final = "summary.json"
 LOG_NAME: Final = "streamfsm.log"
-#: Events kept for the live view.
-RECENT_EVENTS: Final = 8
 MS_PER_SECOND: Final = 1000.0
 
 
@@ -59,7 +59,8 @@ def status_line(service: PricingService, now: float) -> str:
     )
 
 
-def _quote_rows(service: PricingService) -> Iterator[tuple[str, ...]]:
+def quote_rows(service: PricingService) -> Iterator[tuple[str, ...]]:
+    """One row per tracked symbol, highest rank first, in the columns of QUOTE_HEADER."""
     tracked = service.tracked()
     for symbol, priority in tracked.items():
         snapshot = service.quote(symbol)
@@ -82,64 +83,8 @@ def _quote_rows(service: PricingService) -> Iterator[tuple[str, ...]]:
 QUOTE_HEADER: Final = ("symbol", "prio", "bid", "ask", "mid", "spread", "age", "stale")
 
 
-class LiveView:
-    """The rich live view, rendered by rich's refresh thread from thread-safe reads."""
-
-    def __init__(
-        self, service: PricingService, progress: Progress, script: Script, duration: float
-    ) -> None:
-        self._service = service
-        self._progress = progress
-        self._script = script
-        self._duration = duration
-        self._events: collections.deque[str] = collections.deque(maxlen=RECENT_EVENTS)
-
-    def render(self) -> RenderableType:
-        """The current view: header, faults, quotes, counters and recent events."""
-        while True:
-            try:
-                moment, text = self._progress.events.get_nowait()
-            except queue.Empty:
-                break
-            self._events.append(f"{moment:6.2f}s  {text}")
-        health = self._service.health()
-        header = Text.assemble(
-            ("streamfsm demo  ", "bold"),
-            f"{min(self._progress.now(), self._duration):5.1f}/{self._duration:g} s   state ",
-            (health.state.value, "bold green" if health.state is State.SUBSCRIBED else "bold red"),
-            f" for {health.time_in_state:.1f} s   attempts {health.attempts}  "
-            f"reconnects {health.reconnects}  breaker {health.breaker.value}",
-        )
-        faults = Table(title="faults", expand=False)
-        for column in ("#", "fault", "status", "detected by", "reconnected", "recovered"):
-            faults.add_column(column)
-        for index, result in enumerate(self._script.results, start=1):
-            faults.add_row(
-                str(index),
-                result.spec.title,
-                result.status(),
-                result.detected_by or "-",
-                _seconds(elapsed(result.injected_at, result.reconnected_at)),
-                _seconds(result.recovery),
-            )
-        quotes = Table(title="quotes", expand=False)
-        for column in QUOTE_HEADER:
-            quotes.add_column(
-                column, justify="right" if column not in ("symbol", "stale") else "left"
-            )
-        for row in _quote_rows(self._service):
-            quotes.add_row(*row, style="red" if row[-1] not in ("fresh",) else None)
-        counters = Text(
-            f"quotes {health.messages.get('quotes', 0)}  trades {health.messages.get('trades', 0)}"
-            f"  gaps open {health.open_gaps}  gap reports {len(self._progress.gaps)}"
-            f"  malformed {health.malformed_frames}  callback errors {health.callback_errors}"
-            f"  dropped {health.dropped_messages}"
-        )
-        events = Text("\n".join(self._events) or "-")
-        return Group(header, faults, quotes, counters, Text("recent events", style="bold"), events)
-
-
-def _seconds(value: float | None) -> str:
+def seconds(value: float | None) -> str:
+    """``1.23 s``, or ``-`` for None."""
     return "-" if value is None else f"{value:.2f} s"
 
 
@@ -181,10 +126,10 @@ def summary_lines(
             (
                 str(index),
                 result.spec.title,
-                _seconds(rounded(result.injected_at, 2)),
+                seconds(rounded(result.injected_at, 2)),
                 result.detected_by or "-",
-                _seconds(elapsed(result.injected_at, result.reconnected_at)),
-                _seconds(result.recovery),
+                seconds(elapsed(result.injected_at, result.reconnected_at)),
+                seconds(result.recovery),
                 result.status(),
                 result.evidence,
             )
@@ -206,7 +151,7 @@ def summary_lines(
             " both from the injection)"
         )
     lines += ["", "quotes at the end (stale: disconnected, as the service is stopped)"]
-    lines += _table(QUOTE_HEADER, list(_quote_rows(service)))
+    lines += _table(QUOTE_HEADER, list(quote_rows(service)))
     lines += ["", "gaps per symbol (quotes; window = last quote before to first quote after)"]
     lines += _table(("symbol", "gaps", "longest window"), _gap_rows(progress))
     lines += [
