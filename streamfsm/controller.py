@@ -1,101 +1,60 @@
 """``StreamController``: the public face of streamfsm, sync and async.
 
-One asyncio event loop owns the core, the runner, the sessions and the dispatcher: every
-transition happens on that loop, so no lock guards the state. The sync API runs the loop on one
-named thread that the controller owns and hands commands to it; called from the loop itself (from
-inside a callback) the same methods run directly and never wait, so they cannot deadlock. The
-async API (``async with StreamController(...)``) runs everything in the caller's loop.
+One asyncio event loop owns the core, the sessions and the deliveries
+(:mod:`streamfsm._aio.engine`): every transition happens on that loop, so no lock guards the
+state. Every command reaches the core as a value through the engine's one entry point.
 
-Reading ``state``, ``is_connected()`` and ``journal()`` is safe from any thread.
+The async API (``async with StreamController(...)``) runs the engine in the caller's loop. The sync
+API runs it on a loop thread of its own (:mod:`streamfsm._portal`), which lives from the first
+command (``start()`` or ``with``) until :meth:`StreamController.close`, ``__exit__`` or interpreter
+exit, independent of the machine: ``stop()`` stops the machine and its sessions, a later
+``start()`` connects again on the same loop. Called from the loop itself (from inside a callback)
+every method runs directly and never waits, so it cannot deadlock.
+
+Reading ``state``, ``is_connected()``, ``health()`` and ``journal()`` is safe from any thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import random
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import attrs
-
-from streamfsm._aio.dispatch import Delivery, Dispatcher
-from streamfsm._aio.journal import Journal
-from streamfsm._aio.session import Session, SessionHooks
-from streamfsm._core.clock import LoopClock
-from streamfsm._core.core import CloseSession, ConnectionCore, OpenSession, SendChange
+from streamfsm._aio.clock import SystemClock
+from streamfsm._aio.deliveries import Callback, deliveries_for, model_mode
+from streamfsm._aio.engine import Engine
+from streamfsm._aio.feed import TransitionFeed
+from streamfsm._aio.health import Health, snapshot
+from streamfsm._core.commands import Input, RestartRequested, SymbolsRequested
+from streamfsm._core.core import ConnectionCore
 from streamfsm._core.machine import State
-from streamfsm._core.policies import BreakerState
 from streamfsm._core.records import TransitionRecord
-from streamfsm._core.runner import Runner
 from streamfsm._core.subscriptions import CHANNELS, Subscription
 from streamfsm._core.tracking import DataTracker, GapReport
+from streamfsm._portal import LoopPortal, PortalClosedError
 from streamfsm.config import ModelMode, StreamConfig
 from streamfsm.credentials import Credentials
 from streamfsm.errors import (
     ConfigurationError,
     ControllerStoppedError,
-    ServerError,
     ShutdownTimeoutError,
     StreamError,
 )
 from streamfsm.logs import StreamLogger, pin_library_loggers
-from streamfsm.models import (
-    Bar,
-    DailyBar,
-    MarketData,
-    Quote,
-    Trade,
-    UpdatedBar,
-    alpaca_converter,
-    raw_converter,
-)
 
 __all__ = ["Health", "StreamController"]
 
 _T = TypeVar("_T")
-#: How long ``stop()`` waits for the loop thread by default; far above the 50 ms it needs.
+#: How long ``stop()`` waits for the sessions to close by default; far above the 50 ms it needs.
 DEFAULT_STOP_TIMEOUT = 5.0
 #: How long ``start()`` waits for the loop thread to come up by default.
 DEFAULT_START_TIMEOUT = 5.0
-
-
-@attrs.frozen(kw_only=True)
-class Health:
-    """A frozen snapshot of a controller, for dashboards and health checks."""
-
-    correlation_id: str
-    state: State
-    time_in_state: float
-    attempts: int
-    reconnects: int
-    connection_id: str | None
-    breaker: BreakerState
-    breaker_trips: int
-    consecutive_failures: int
-    messages: dict[str, int]
-    last_message_age: dict[str, float | None]
-    callback_errors: int
-    dropped_messages: int
-    queued_messages: int
-    malformed_frames: int
-    skipped_messages: int
-    rejected_changes: int
-    desired: Subscription
-    confirmed: Subscription
-    in_sync: bool
-    open_gaps: int
-    recent_gaps: tuple[GapReport, ...]
-    last_error: str | None
-
-
-Callback = Callable[[Any], object]
 
 
 class StreamController:
@@ -108,7 +67,7 @@ class StreamController:
         on_trade: called with each trade.
         on_bar: called with each minute, updated or daily bar.
         on_error: called with each :class:`~streamfsm.errors.StreamError` the user must know
-            about: fatal stops and rejected subscription changes.
+            about: fatal stops, rejected subscription changes, transient server errors.
         on_gap: called with a :class:`~streamfsm._core.tracking.GapReport` when data resumes for a
             symbol after an outage.
         models: ``alpaca`` (alpaca-py's own models), ``fast`` (streamfsm structs with the same
@@ -146,49 +105,37 @@ class StreamController:
             feed=self.config.feed.value,
             key=credentials.fingerprint,
         )
-        mode = _model_mode(models)
+        mode = model_mode(models)
         self._on_error = on_error
         self._on_gap = on_gap
-        self._journal = Journal(
-            self.config.journal_size,
-            self.config.journal_path,
-            fsync=self.config.journal_fsync,
-            fsync_interval=self.config.journal_fsync_interval,
-        )
-        self._listeners: list[Callable[[TransitionRecord], object]] = []
-        # Async waiters and iterators: each queue with the loop it belongs to.
-        self._iterators: list[
-            tuple[asyncio.AbstractEventLoop, asyncio.Queue[TransitionRecord]]
-        ] = []
-        self._changed = threading.Condition()
+        self._clock = SystemClock()
+        self._feed = TransitionFeed(self.config, self._log, self._clock.monotonic)
         self.core = ConnectionCore(
             self.config,
-            clock=time.monotonic,
+            clock=self._clock.monotonic,
             wall=lambda: datetime.now(UTC),
             rng=rng if rng is not None else random.Random(),
             correlation_id=self.correlation_id,
             on_record=self._on_record,
         )
         self._tracker = DataTracker(self.core.activity, self._gap_found)
-        self._deliveries = _deliveries(mode, on_quote, on_trade, on_bar)
+        self._deliveries = deliveries_for(mode, on_quote, on_trade, on_bar)
         initial = Subscription(
             quotes=symbols if on_quote else (),
             trades=symbols if on_trade else (),
             bars=symbols if on_bar else (),
         )
         if initial:
-            self.core.request_symbols(initial)
-        # Set while an engine runs; only its loop thread mutates the core then.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
-        self._engine: _Engine | None = None
-        self._thread: threading.Thread | None = None
-        self._root: asyncio.Task[None] | None = None
-        self._lifecycle = threading.RLock()
-        # Guards the core whenever no engine owns it, and the hand-over of ownership.
-        self._core_lock = threading.RLock()
-        # Dispatcher counters of engines that have finished (start after stop keeps totals).
-        self._carried = {"callback_errors": 0, "dropped": 0}
+            # No loop exists yet and no other thread holds the controller: the constructor is
+            # the core's only writer, and an idle machine produces no command to carry out.
+            self.core.handle(SymbolsRequested(add=initial))
+        self._portal = LoopPortal(f"streamfsm-{self.correlation_id}")
+        # One thread at a time opens or closes the loop the engine runs on.
+        self._opening = threading.RLock()
+        #: The engine of the running loop (or of the last one, after close()); None before the
+        #: first command. A loop opened after close() gets a new engine, counters from zero.
+        self._engine: Engine | None = None
+        self._host: asyncio.Task[None] | None = None
         self._log.info("controller_created", endpoint=self.config.endpoint, models=mode.value)
         _live_controllers.add(self)
 
@@ -210,13 +157,20 @@ class StreamController:
 
     def journal(self) -> tuple[TransitionRecord, ...]:
         """The retained transition records, oldest first."""
-        return self._journal.records()
+        return self._feed.journal.records()
 
     def health(self) -> Health:
-        """A consistent snapshot, taken on the controller's loop when it runs."""
-        snapshot = self._call(self._health, read_only=True)
-        assert snapshot is not None  # read-only calls are never queued
-        return snapshot
+        """A consistent snapshot, taken on the controller's loop when one runs."""
+        engine = self._engine
+        if engine is None or not self._portal.running:
+            # No loop writes: the counters of the last loop, if any, are final.
+            dispatcher = engine.dispatcher if engine is not None else None
+            return snapshot(self.correlation_id, self.core, self._tracker, dispatcher, self._now())
+        return self._on_loop(
+            lambda: snapshot(
+                self.correlation_id, self.core, self._tracker, engine.dispatcher, self._now()
+            )
+        )
 
     def delivery_lag(self) -> float:
         """Inside a market-data callback: seconds since the frame being delivered arrived.
@@ -226,95 +180,111 @@ class StreamController:
         """
         engine = self._engine
         arrived = engine.dispatcher.current_received_at if engine is not None else None
-        return max(0.0, time.monotonic() - arrived) if arrived is not None else 0.0
+        return max(0.0, self._now() - arrived) if arrived is not None else 0.0
 
     def add_listener(self, listener: Callable[[TransitionRecord], object]) -> None:
         """Call ``listener(record)`` on the controller's loop after every transition.
 
         A listener that raises is logged and otherwise ignored.
         """
-        self._listeners.append(listener)
+        self._feed.add_listener(listener)
 
     def wait_for(self, state: State, timeout: float | None = None) -> bool:
         """Block until the controller is in ``state``; False when ``timeout`` passes first.
 
         Never call it from a callback: the loop it waits on is the one running the callback.
         """
-        with self._changed:
-            return self._changed.wait_for(lambda: self.core.state is state, timeout)
+        return self._feed.wait(lambda: self.core.state is state, timeout)
 
     def wait_synced(self, timeout: float | None = None) -> bool:
         """Block until subscribed with the acknowledged set equal to the desired set."""
-        with self._changed:
-            return self._changed.wait_for(
-                lambda: (
-                    self.core.state is State.SUBSCRIBED
-                    and self.core.book.in_sync
-                    and not self.core.change_in_flight
-                ),
-                timeout,
-            )
+        core = self.core
+        return self._feed.wait(
+            lambda: (
+                core.state is State.SUBSCRIBED and core.book.in_sync and not core.change_in_flight
+            ),
+            timeout,
+        )
 
     # ------------------------------------------------------------ sync commands
 
     def start(self, timeout: float | None = DEFAULT_START_TIMEOUT) -> None:
         """Begin the lifecycle and return at once (the connection proceeds in the background).
 
-        Leaves the controller in ``connecting`` when there are symbols, else ``idle``.
+        Opens the controller's loop thread if none runs. Leaves the controller in
+        ``connecting`` when there are symbols, else ``idle``.
 
         Raises:
             InvalidTransitionError: when it is already running.
             ControllerStoppedError: when the loop thread does not come up within ``timeout``.
         """
-        if self._on_loop_thread():
-            engine = self._engine
-            if engine is not None and engine.finishing:
-                raise ControllerStoppedError("the controller is stopping; start it again later")
-            self._call(self.core.request_start)
+        engine = self._loop_engine(timeout)
+        if self._portal.on_loop_thread():
+            engine.start()
             return
-        with self._lifecycle:
-            self._await_finishing_engine(timeout)
-            if self._engine is None:
-                self._spawn_thread(timeout)
-            self._call(self.core.request_start)
+        try:
+            self._portal.run(engine.start_when_closed, self.config.command_timeout)
+        except TimeoutError as exc:
+            raise ControllerStoppedError("the controller's loop did not take the command") from exc
+        except PortalClosedError as exc:
+            raise ControllerStoppedError("the controller's loop has been closed") from exc
 
     def stop(self, timeout: float | None = DEFAULT_STOP_TIMEOUT) -> None:
-        """Stop from any state; returns when no task, timer, thread or socket remains.
+        """Stop from any state; returns when no session, socket, timer or callback remains.
 
-        Idempotent. Called on the controller's own loop (inside a callback, or from async code
-        that shares the loop) it stops the lifecycle, delivers nothing more and returns at once;
-        the loop winds down right after. Async code that wants to wait uses ``await astop()``.
+        Idempotent. Undelivered market data is discarded (and counted as dropped); no callback
+        starts after it returns. The loop thread stays for a later :meth:`start` until
+        :meth:`close`. Called on the controller's own loop (inside a callback, or from async code
+        that shares the loop) it stops and returns at once; the sockets close right after.
 
         Raises:
-            ShutdownTimeoutError: when the loop thread is still running after ``timeout``.
+            ShutdownTimeoutError: when the sessions are still closing after ``timeout``.
         """
-        engine = self._engine
-        if engine is not None and self._on_loop_thread():
-            # Inside a callback: stop now and deliver nothing more; the loop ends right after.
-            self._call(self.core.request_stop)
-            engine.finish()
+        engine = self._loop_engine(DEFAULT_START_TIMEOUT)
+        if self._portal.on_loop_thread():
+            engine.stop_now()
             return
-        with self._lifecycle:
-            engine = self._engine
-            if engine is None:
-                self._call(self.core.request_stop)
-                return
+        # Effective at once, even while the loop is busy inside a long frame of callbacks.
+        engine.halt_deliveries(timeout)
+        try:
+            self._portal.run(engine.stop, timeout)
+        except TimeoutError as exc:
+            raise ShutdownTimeoutError(timeout) from exc
+        except PortalClosedError as exc:
+            raise ControllerStoppedError("the controller was closed while stopping") from exc
+
+    def close(self, timeout: float | None = DEFAULT_STOP_TIMEOUT) -> None:
+        """Stop, then end the controller's loop thread; idempotent. A later command opens a
+        new loop (with delivery counters from zero).
+
+        Raises:
+            ShutdownTimeoutError: when the loop thread still runs after ``timeout``.
+        """
+        running = self.core.state is not State.STOPPED
+        if self._portal.on_loop_thread():
+            if running:
+                self.stop()
+            self._portal.close(timeout)
+            return
+        with self._opening:
+            if self._portal.running and running:
+                self.stop(timeout)
             try:
-                self._call(self.core.request_stop)
-            finally:
-                self._post(engine, engine.finish)
-                engine.join(timeout)
+                self._portal.close(timeout)
+            except TimeoutError as exc:
+                raise ShutdownTimeoutError(timeout) from exc
+        self._feed.close()
 
     def restart(self, *, force: bool = False) -> None:
         """Close the session and connect again; ``force`` also overrides an open breaker.
 
         Raises:
             InvalidTransitionError: when stopped (use :meth:`start`).
-            ControllerStoppedError: when the controller was never started or has wound down.
+            ControllerStoppedError: when the controller was never started or has been closed.
         """
-        if self._engine is None:
+        if self._engine is None or not self._portal.running:
             raise ControllerStoppedError("restart() needs a running controller; call start()")
-        self._call(lambda: self.core.request_restart(force=force))
+        self._send(RestartRequested(force=force))
 
     def subscribe(
         self,
@@ -332,8 +302,7 @@ class StreamController:
         Raises:
             InvalidSymbolError: when a symbol is invalid; nothing changes then.
         """
-        change = Subscription(trades=trades, quotes=quotes, bars=bars)
-        self._call(lambda: self.core.request_symbols(add=change))
+        self._send(SymbolsRequested(add=Subscription(trades=trades, quotes=quotes, bars=bars)))
 
     def unsubscribe(
         self,
@@ -350,70 +319,81 @@ class StreamController:
         change = Subscription(trades=trades, quotes=quotes, bars=bars)
         pairs = [(channel, symbol) for channel in CHANNELS for symbol in change.channel(channel)]
 
+        engine = self._loop_engine(DEFAULT_START_TIMEOUT)
+
         def remove() -> None:
-            self.core.request_symbols(remove=change)
+            engine.handle(SymbolsRequested(remove=change))
             self._tracker.forget(pairs)
 
-        self._call(remove)
+        self._on_loop(remove)
 
     # ------------------------------------------------------------ async twins
 
     async def astart(self) -> None:
         """Begin the lifecycle inside the running loop (the async twin of :meth:`start`)."""
-        engine = self._engine
-        if engine is not None and engine.finishing and not self._on_loop_thread():
-            await asyncio.to_thread(engine.done.wait, self.config.command_timeout)
-        if self._engine is None:
-            loop = asyncio.get_running_loop()
-            ready = asyncio.Event()
-            engine = _Engine(self, loop)
-            self._attach(engine, loop)
-            self._root = loop.create_task(engine.run(ready.set), name="streamfsm-engine")
-            await ready.wait()
-        self._call(self.core.request_start)
+        engine = await self._aloop_engine()
+        if engine is None:
+            await asyncio.to_thread(self.start)
+        elif asyncio.current_task() is engine.dispatch_task:
+            engine.start()
+        else:
+            await engine.start_when_closed()
 
     async def astop(self) -> None:
-        """Stop and wait until nothing of the controller runs (the async twin of :meth:`stop`)."""
-        engine, root = self._engine, self._root
-        if engine is None or (
-            self._on_loop_thread() and asyncio.current_task() is engine.dispatch_task
-        ):
-            # No engine, or called from inside one of its callbacks: awaiting the engine here
-            # would wait for this very callback. Stop now; the engine winds down after it.
-            self.stop()
-            return
-        if self._thread is not None:
+        """Stop and wait until no session or socket remains (the async twin of :meth:`stop`)."""
+        engine = await self._aloop_engine()
+        if engine is None:
             await asyncio.to_thread(self.stop)
+        elif asyncio.current_task() is engine.dispatch_task:
+            # Inside an async callback: awaiting the sessions here is fine, but awaiting the
+            # dispatcher would wait for this very callback. Stop now; sockets close right after.
+            engine.stop_now()
+        else:
+            await engine.stop()
+
+    async def aclose(self) -> None:
+        """Stop, then end the engine hosted in this loop (the async twin of :meth:`close`)."""
+        host = self._host
+        if host is None or not self._portal.on_loop_thread():
+            await asyncio.to_thread(self.close)
             return
-        self._call(self.core.request_stop)
-        engine.finish()
-        if root is not None:
-            await root
+        await self.astop()
+        self._portal.close(None)
+        await host
+        self._host = None
+        self._feed.close()
 
     async def await_state(self, state: State) -> None:
         """Wait in the loop until the controller is in ``state``; bound it with asyncio.timeout."""
-        entry = self._subscribe_records()
+        queue = self._feed.open_queue()
         try:
             while self.core.state is not state:
-                await entry[1].get()
+                await queue.get()
         finally:
-            self._iterators.remove(entry)
+            self._feed.close_queue(queue)
 
     async def transitions(self) -> AsyncIterator[TransitionRecord]:
         """Yield every transition record from now on, in the controller's loop."""
-        entry = self._subscribe_records()
+        queue = self._feed.open_queue()
         try:
             while True:
-                yield await entry[1].get()
+                yield await queue.get()
         finally:
-            self._iterators.remove(entry)
+            self._feed.close_queue(queue)
 
     async def __aenter__(self) -> StreamController:
         await self.astart()
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        await self.astop()
+        await self.aclose()
+
+    def __enter__(self) -> StreamController:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return (
@@ -423,178 +403,80 @@ class StreamController:
 
     # ------------------------------------------------------------ plumbing
 
-    def _spawn_thread(self, timeout: float | None) -> None:
-        ready = threading.Event()
-        thread = threading.Thread(
-            target=self._thread_main,
-            args=(ready,),
-            name=f"streamfsm-{self.correlation_id}",
-            daemon=True,
+    def _now(self) -> float:
+        return self._clock.monotonic()
+
+    def _new_engine(self) -> Engine:
+        return Engine(
+            self.core,
+            config=self.config,
+            credentials=self._credentials,
+            tracker=self._tracker,
+            deliveries=self._deliveries,
+            clock=self._clock,
+            log=self._log,
+            on_error=self._on_error,
+            on_handled=self._feed.changed,
         )
-        self._thread = thread
-        thread.start()
-        if not ready.wait(timeout):
-            raise ControllerStoppedError("the controller's loop thread did not start in time")
 
-    def _thread_main(self, ready: threading.Event) -> None:
-        async def main() -> None:
-            loop = asyncio.get_running_loop()
-            engine = _Engine(self, loop)
-            engine.thread = threading.current_thread()
-            self._attach(engine, loop)
-            await engine.run(ready.set)
+    def _loop_engine(self, timeout: float | None) -> Engine:
+        """The engine of the running loop; opens the loop thread first when none runs.
 
-        asyncio.run(main())
-
-    def _on_loop_thread(self) -> bool:
-        return self._loop is not None and threading.get_ident() == self._loop_thread
-
-    def _attach(self, engine: _Engine, loop: asyncio.AbstractEventLoop) -> None:
-        with self._core_lock:
-            self._engine = engine
-            self._loop = loop
-            self._loop_thread = threading.get_ident()
-
-    def _detach(self) -> None:
-        """The engine has finished: commands touch the core directly from now on."""
-        with self._core_lock:
-            self._engine = None
-            self._loop = None
-            self._loop_thread = None
-            self._thread = None
-            self._root = None
-
-    def _await_finishing_engine(self, timeout: float | None) -> None:
-        """If the engine is winding down, wait until it is gone (so a new one can start)."""
+        Raises:
+            ControllerStoppedError: when the loop thread does not come up within ``timeout``.
+        """
         engine = self._engine
-        if engine is not None and engine.finishing:
-            engine.join(timeout)
+        if engine is not None and self._portal.running:
+            return engine
+        with self._opening:
+            if self._engine is None or not self._portal.running:
+                engine = self._new_engine()
+                try:
+                    self._portal.open(engine.run, timeout)
+                except TimeoutError as exc:
+                    raise ControllerStoppedError("the controller's loop did not start") from exc
+                self._engine = engine
+            return self._engine
 
-    def _post(self, engine: _Engine, action: Callable[[], object]) -> None:
-        """Run ``action`` on ``engine``'s loop; a no-op once that loop has closed."""
-        if threading.get_ident() == self._loop_thread:
-            action()
-            return
-        try:
-            engine.loop.call_soon_threadsafe(action)
-        except RuntimeError:
-            # The loop closed between the check and the call: the engine is gone already.
-            return
+    async def _aloop_engine(self) -> Engine | None:
+        """The engine, hosted in the running loop when none runs; None when it runs elsewhere."""
+        if self._engine is not None and self._portal.running:
+            return self._engine if self._portal.on_loop_thread() else None
+        engine = self._new_engine()
+        ready = asyncio.Event()
+        host = asyncio.get_running_loop().create_task(
+            self._portal.host(engine.run, ready.set), name="streamfsm-engine"
+        )
+        await ready.wait()
+        if host.done():
+            host.result()  # re-raises why the engine could not start
+        self._engine, self._host = engine, host
+        return engine
 
-    def _direct(self, action: Callable[[], _T], read_only: bool) -> _T:
-        """No engine takes commands: apply ``action`` to the core under the core lock.
+    def _send(self, event: Input) -> None:
+        """The one way a command reaches the core: as a value, on the controller's loop."""
+        engine = self._loop_engine(DEFAULT_START_TIMEOUT)
+        self._on_loop(lambda: engine.handle(event))
 
-        Commands it produces are discarded: with no engine there is no socket or timer for
-        them to act on (a stop's close, for example, has nothing left to close).
+    def _on_loop(self, action: Callable[[], _T]) -> _T:
+        """Run ``action`` on the controller's loop and return its result (directly on it).
+
+        Raises:
+            ControllerStoppedError: when the loop does not take it within the command timeout
+                or is closed meanwhile.
         """
-        with self._core_lock:
-            result = action()
-            if not read_only:
-                self.core.drain()
-            return result
-
-    def _call(self, action: Callable[[], _T], *, read_only: bool = False) -> _T | None:
-        """Run ``action`` on the loop (directly when already on it) and return its result.
-
-        Core inputs go through the runner, which carries out their commands; ``read_only``
-        actions run as they are. Returns None when the input was queued behind a running one.
-        """
-        with self._core_lock:
-            engine = self._engine
-            if engine is None:
-                return self._direct(action, read_only)
-            on_loop = threading.get_ident() == self._loop_thread
-        if on_loop:
-            if engine.finishing:
-                return self._direct(action, read_only)
-            return action() if read_only else engine.submit(action)
-        if engine.finishing:
-            self._wait_gone(engine)
-            return self._call(action, read_only=read_only)
-        future: concurrent.futures.Future[_T | None] = concurrent.futures.Future()
-
-        def run() -> None:
-            if future.done() or not future.set_running_or_notify_cancel():
-                return
-            if engine.finishing:
-                future.set_exception(_EngineFinishing())
-                return
-            try:
-                future.set_result(action() if read_only else engine.submit(action))
-            except StreamError as error:
-                future.set_exception(error)
-
-        engine.pending.add(future)
         try:
-            engine.loop.call_soon_threadsafe(run)
-            return future.result(timeout=self.config.command_timeout)
-        except (RuntimeError, _EngineFinishing):
-            # The engine began winding down (or its loop closed) before taking the command.
-            self._wait_gone(engine)
-            return self._call(action, read_only=read_only)
-        except concurrent.futures.TimeoutError as exc:
+            return self._portal.call(action, timeout=self.config.command_timeout)
+        except TimeoutError as exc:
             raise ControllerStoppedError("the controller's loop did not take the command") from exc
-        finally:
-            engine.pending.discard(future)
-
-    def _wait_gone(self, engine: _Engine) -> None:
-        """Wait, bounded by the command timeout, for a winding-down engine to finish."""
-        engine.join(self.config.command_timeout)
-
-    def _subscribe_records(
-        self,
-    ) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[TransitionRecord]]:
-        entry = (asyncio.get_running_loop(), asyncio.Queue[TransitionRecord]())
-        self._iterators.append(entry)
-        return entry
+        except PortalClosedError as exc:
+            raise ControllerStoppedError("the controller's loop has been closed") from exc
 
     def _on_record(self, record: TransitionRecord) -> None:
-        """after every transition, on the loop: journal, log, gaps, listeners, waiters."""
-        try:
-            record = self._journal.append(record)
-        except OSError as exc:
-            # Nothing after a state change may fail: the record stays in memory, the loss is loud.
-            self._log.error("journal_write_failed", error_type=type(exc).__name__, error=str(exc))
-        self._log.info(
-            "state_changed",
-            src=record.src,
-            dst=record.dst,
-            trigger=record.trigger,
-            reason=record.reason,
-            error=record.error,
-            code=record.code,
-            attempt=record.attempt,
-            delay=record.delay,
-            connection_id=record.connection_id,
-        )
+        """After every transition, on the loop: open gaps on a loss, then the feed."""
         if record.src == State.SUBSCRIBED.value and record.dst != State.SUBSCRIBED.value:
             self._tracker.open_gaps(self.core.book.desired, datetime.now(UTC), record.epoch)
-        for listener in list(self._listeners):
-            try:
-                listener(record)
-            except Exception as exc:  # noqa: BLE001 - a user listener must never break a transition
-                self._log.error("listener_failed", error_type=type(exc).__name__, error=str(exc))
-        for loop, queue in list(self._iterators):
-            if loop is self._loop:
-                queue.put_nowait(record)
-            else:
-                try:
-                    loop.call_soon_threadsafe(queue.put_nowait, record)
-                except RuntimeError:
-                    # That loop has closed; its waiter can never read again.
-                    self._iterators.remove((loop, queue))
-        self._notify()
-
-    def _notify(self) -> None:
-        """Wake the threads blocked in ``wait_for`` or ``wait_synced``."""
-        with self._changed:
-            self._changed.notify_all()
-
-    def _counter(self, name: str) -> int:
-        """A dispatcher counter, summed over every engine this controller has run."""
-        engine = self._engine
-        current = int(getattr(engine.dispatcher, name)) if engine is not None else 0
-        return self._carried[name] + current
+        self._feed.publish(record)
 
     def _gap_found(self, report: GapReport) -> None:
         self._log.info(
@@ -606,245 +488,17 @@ class StreamController:
             else None,
             first_seen_after=report.first_seen_after.isoformat(),
         )
-        if self._on_gap is not None and self._engine is not None:
-            self._engine.notify(self._on_gap, report)
-
-    def _health(self) -> Health:
-        core, tracker = self.core, self._tracker
-        now = time.monotonic()
         engine = self._engine
-        dispatcher = engine.dispatcher if engine is not None else None
-        error = core.last_error
-        return Health(
-            correlation_id=self.correlation_id,
-            state=core.state,
-            time_in_state=max(0.0, now - core.state_since),
-            attempts=core.attempts,
-            reconnects=core.reconnects,
-            connection_id=core.connection_id,
-            breaker=core.breaker.state,
-            breaker_trips=core.breaker.trips,
-            consecutive_failures=core.breaker.failures,
-            messages=dict(tracker.counts),
-            last_message_age={
-                channel: (now - tracker.activity.last_seen[channel])
-                if channel in tracker.activity.last_seen
-                else None
-                for channel in CHANNELS
-            },
-            callback_errors=self._counter("callback_errors"),
-            dropped_messages=self._counter("dropped"),
-            queued_messages=dispatcher.pending if dispatcher is not None else 0,
-            malformed_frames=tracker.malformed_frames,
-            skipped_messages=tracker.skipped_messages,
-            rejected_changes=core.rejected_changes,
-            desired=core.book.desired,
-            confirmed=core.book.confirmed,
-            in_sync=core.book.in_sync and not core.change_in_flight,
-            open_gaps=tracker.open_gap_count,
-            recent_gaps=tuple(tracker.recent_gaps),
-            last_error=f"{type(error).__name__}: {error}" if error is not None else None,
-        )
+        if self._on_gap is not None and engine is not None:
+            engine.notify(self._on_gap, report)
 
 
-class _Engine:
-    """Everything that lives on the controller's loop while it runs."""
-
-    def __init__(self, controller: StreamController, loop: asyncio.AbstractEventLoop) -> None:
-        self.controller = controller
-        self.loop = loop
-        self.clock = LoopClock(loop)
-        core = controller.core
-        self.runner = Runner(core, self.clock, self, on_queued_error=self._queued_failed)
-        submit = self.submit
-        self.dispatcher = Dispatcher(
-            controller._deliveries,
-            controller.config.dispatch_queue_size,
-            controller.config.overflow,
-            controller._log,
-            max_bytes=controller.config.dispatch_queue_bytes,
-            max_age=controller.config.dispatch_max_age,
-        )
-        self.pending: set[concurrent.futures.Future[Any]] = set()
-        #: Set by finish(): no more commands or deliveries; the loop is winding down.
-        self.finishing = False
-        #: Set when the engine has detached and nothing of it runs any more (any thread waits).
-        self.done = threading.Event()
-        #: The loop thread the controller spawned for it (None in the caller's own loop).
-        self.thread: threading.Thread | None = None
-        self._sessions: dict[int, tuple[Session, asyncio.Task[None]]] = {}
-        self._group: asyncio.TaskGroup | None = None
-        #: The task that runs user callbacks (an ``astop()`` from it must not await the engine).
-        self.dispatch_task: asyncio.Task[None] | None = None
-        self._finished = asyncio.Event()
-        self.hooks = SessionHooks(
-            ready=lambda epoch, ack, rejection: submit(
-                lambda: core.session_ready(epoch, ack, rejection)
-            ),
-            ended=lambda epoch, error: submit(lambda: core.session_ended(epoch, error)),
-            change_acknowledged=lambda epoch, ack: submit(
-                lambda: core.change_acknowledged(epoch, ack)
-            ),
-            change_rejected=lambda epoch, error: submit(lambda: core.change_rejected(epoch, error)),
-            server_warning=self._server_warning,
-        )
-
-    def submit(self, action: Callable[[], _T]) -> _T | None:
-        """Run a core input through the runner (queued when one is already running).
-
-        Waiters (``wait_for``, ``wait_synced``) are woken afterwards: an input may change the
-        subscription bookkeeping without a transition (an ack, a rejection).
-        """
-        try:
-            return self.runner.submit(action)
-        finally:
-            self.controller._notify()
-
-    def join(self, timeout: float | None) -> None:
-        """Wait until the engine is gone and its loop thread, if it has one, has ended.
-
-        Raises:
-            ShutdownTimeoutError: when that takes longer than ``timeout``.
-        """
-        thread = self.thread
-        if not self.done.wait(timeout):
-            raise ShutdownTimeoutError(timeout)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if thread.is_alive():
-                raise ShutdownTimeoutError(timeout)
-
-    def finish(self) -> None:
-        """Deliver nothing more and let :meth:`run` wind down; call it on the loop's thread."""
-        self.finishing = True
-        self.dispatcher.close()
-        self._finished.set()
-
-    def _queued_failed(self, error: StreamError) -> None:
-        """A command queued behind another (from a listener, say) was refused: log it."""
-        self.controller._log.warning(
-            "queued_command_refused", error_type=type(error).__name__, error=str(error)
-        )
-
-    def notify(self, callback: Callable[[Any], object], argument: object) -> None:
-        """Call ``callback(argument)`` from the dispatcher task, isolated like data callbacks."""
-        self.dispatcher.notify(callback, argument)
-
-    async def run(self, ready: Callable[[], None]) -> None:
-        controller = self.controller
-        try:
-            async with asyncio.TaskGroup() as group:
-                self._group = group
-                self.dispatch_task = group.create_task(
-                    self.dispatcher.run(), name="streamfsm-dispatch"
-                )
-                ready()
-                await self._finished.wait()
-                if controller.core.state is not State.STOPPED:
-                    self.runner.submit(lambda: controller.core.request_stop("shutdown"))
-                for _session, task in self._sessions.values():
-                    task.cancel()
-                self._sessions.clear()
-                self.dispatcher.close()
-        finally:
-            core = controller.core
-            if core.state is not State.STOPPED:
-                # The loop is ending abnormally: record the stop; its commands have no I/O left.
-                core.request_stop("engine_failed")
-                core.drain()
-            for name in controller._carried:
-                controller._carried[name] += int(getattr(self.dispatcher, name))
-            controller._journal.close()
-            self.finishing = True
-            controller._detach()
-            for future in list(self.pending):
-                if not future.done():
-                    future.set_exception(_EngineFinishing())
-            self.done.set()
-            with controller._changed:
-                controller._changed.notify_all()
-
-    # ------------------------------------------------------------ SessionPort
-
-    def open_session(self, command: OpenSession) -> None:
-        assert self._group is not None  # sessions only open while the engine runs
-        controller = self.controller
-        session = Session(
-            command,
-            config=controller.config,
-            credentials=controller._credentials,
-            hooks=self.hooks,
-            tracker=controller._tracker,
-            dispatcher=self.dispatcher,
-            clock=self.clock.monotonic,
-            log=controller._log,
-        )
-        task = self._group.create_task(session.run(), name=f"streamfsm-session-{command.epoch}")
-        self._sessions[command.epoch] = (session, task)
-        task.add_done_callback(lambda _task: self._sessions.pop(command.epoch, None))
-
-    def close_session(self, command: CloseSession) -> None:
-        entry = self._sessions.pop(command.epoch, None)
-        if entry is not None:
-            entry[1].cancel()
-
-    def send_change(self, command: SendChange) -> None:
-        entry = self._sessions.get(command.epoch)
-        if entry is None or self._group is None:
-            return
-        self._group.create_task(entry[0].send_change(command.action, command.symbols))
-
-    def report_error(self, error: StreamError) -> None:
-        controller = self.controller
-        controller._log.warning("error_reported", error_type=type(error).__name__, error=str(error))
-        if controller._on_error is not None:
-            self.dispatcher.notify(controller._on_error, error)
-
-    def _server_warning(self, error: ServerError) -> None:
-        """A transient server error while streaming (407 slow client, 500): tell the user."""
-        self.report_error(error)
-
-
-class _EngineFinishing(Exception):  # noqa: N818 - an internal signal, never raised to users
-    """A command reached an engine that is winding down; the caller retries without it."""
-
-
-def _model_mode(models: ModelMode | str) -> ModelMode:
-    try:
-        return ModelMode(models)
-    except ValueError:
-        raise ConfigurationError("models", "'alpaca', 'fast' or 'raw'", models) from None
-
-
-def _deliveries(
-    mode: ModelMode, on_quote: Callback | None, on_trade: Callback | None, on_bar: Callback | None
-) -> dict[type, Delivery]:
-    """The callback of each fast struct type, with the conversion its model mode asks for."""
-    wanted: list[tuple[str, Callback | None, tuple[type[MarketData], ...]]] = [
-        ("on_quote", on_quote, (Quote,)),
-        ("on_trade", on_trade, (Trade,)),
-        ("on_bar", on_bar, (Bar, UpdatedBar, DailyBar)),
-    ]
-    deliveries: dict[type, Delivery] = {}
-    for name, callback, kinds in wanted:
-        if callback is None:
-            continue
-        for kind in kinds:
-            convert: Callable[[Any], Any] | None = None
-            if mode is ModelMode.ALPACA:
-                convert = alpaca_converter(kind)
-            elif mode is ModelMode.RAW:
-                convert = raw_converter(kind)
-            deliveries[kind] = Delivery(name, callback, convert)
-    return deliveries
-
-
-# Controllers still running at interpreter exit are stopped gracefully, never mid-frame.
+# Controllers still running at interpreter exit are closed gracefully, never mid-frame.
 _live_controllers: weakref.WeakSet[StreamController] = weakref.WeakSet()
 
 
 @atexit.register
-def _stop_all_at_exit() -> None:
+def _close_all_at_exit() -> None:
     for controller in list(_live_controllers):
-        if controller._loop is not None:
-            controller.stop()
+        if controller._portal.running and controller._host is None:
+            controller.close()

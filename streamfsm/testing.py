@@ -13,7 +13,7 @@ from __future__ import annotations
 import attrs
 
 from streamfsm._core.clock import FakeClock
-from streamfsm._core.core import CloseSession, OpenSession, SendChange
+from streamfsm._core.commands import CloseSession, OpenSession, SendChange
 from streamfsm.errors import StreamError
 
 __all__ = ["FakeClock", "FakeSessionPort"]

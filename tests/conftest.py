@@ -32,7 +32,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture
 def no_leaked_threads() -> Iterator[None]:
-    """Fail a test that leaves a streamfsm thread running."""
+    """Fail a test that leaves a thread it started running (a controller's loop, a simulator)."""
+    before = set(threading.enumerate())
     yield
-    leftovers = [t.name for t in threading.enumerate() if t.name.startswith("streamfsm-")]
-    assert leftovers == [], f"threads left running: {leftovers}"
+    leaked = [thread.name for thread in threading.enumerate() if thread not in before]
+    assert leaked == [], f"threads left running: {leaked}"

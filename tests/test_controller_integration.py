@@ -107,10 +107,11 @@ def server_set(sim: SimulatorThread) -> Subscription:
 
 
 def assert_clean(ctl: StreamController, sim: SimulatorThread) -> None:
-    """Nothing of the controller runs any more and the server holds no connection."""
+    """After stop() the server holds no connection; after close() no controller thread runs."""
     assert ctl.state is State.STOPPED
-    assert [t.name for t in threading.enumerate() if t.name.startswith("streamfsm-sfsm")] == []
     sim.wait_for(lambda stats: not stats.open_connections, WAIT)
+    ctl.close()
+    assert f"streamfsm-{ctl.correlation_id}" not in {t.name for t in threading.enumerate()}
 
 
 def test_streams_alpaca_models_and_stops_cleanly(sim: SimulatorThread) -> None:

@@ -1,4 +1,4 @@
-"""The controller core, narrated: one behaviour per test, fake clock, fake session port."""
+"""The controller core, narrated: input values in, one behaviour per test, fake clock and port."""
 
 from __future__ import annotations
 
@@ -7,7 +7,22 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streamfsm._core.core import ArmTimer, ConnectionCore, OpenSession, Timer
+from streamfsm._core.commands import (
+    ArmTimer,
+    ChangeAcknowledged,
+    ChangeRejected,
+    Input,
+    OpenSession,
+    RestartRequested,
+    SessionEnded,
+    SessionReady,
+    StartRequested,
+    StopRequested,
+    SymbolsRequested,
+    Timer,
+    TimerFired,
+)
+from streamfsm._core.core import ConnectionCore
 from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
 from streamfsm._core.runner import Runner
@@ -20,6 +35,7 @@ from streamfsm.errors import (
     ConnectionLimitError,
     InvalidTransitionError,
     StaleConnectionError,
+    StreamError,
     SymbolLimitError,
     TransportError,
 )
@@ -52,8 +68,9 @@ class Harness:
         self.port = FakeSessionPort()
         self.runner = Runner(self.core, self.clock, self.port)
 
-    def do(self, action: object) -> None:
-        self.runner.submit(action)  # type: ignore[arg-type]
+    def send(self, event: Input) -> None:
+        """Hand one input value to the core through the runner."""
+        self.runner.send(event)
 
     @property
     def session(self) -> OpenSession:
@@ -61,15 +78,15 @@ class Harness:
         return session
 
     def connect(self, subscription: Subscription = AAPL) -> None:
-        self.do(lambda: self.core.request_symbols(add=subscription))
-        self.do(self.core.request_start)
+        self.send(SymbolsRequested(add=subscription))
+        self.send(StartRequested())
         epoch = self.session.epoch
-        self.do(lambda: self.core.session_ready(epoch, subscription))
+        self.send(SessionReady(epoch, subscription))
         assert self.core.state is State.SUBSCRIBED
 
-    def fail(self, error: Exception) -> None:
+    def fail(self, error: StreamError) -> None:
         epoch = self.session.epoch
-        self.do(lambda: self.core.session_ended(epoch, error))  # type: ignore[arg-type]
+        self.send(SessionEnded(epoch, error))
 
     def elapse_to_next_timer(self) -> None:
         deadline = self.clock.next_deadline()
@@ -80,11 +97,11 @@ class Harness:
 def test_start_without_symbols_waits_in_idle_without_socket_or_timer() -> None:
     """start() with nothing to subscribe stays idle and arms nothing; a symbol then connects."""
     h = Harness()
-    h.do(h.core.request_start)
+    h.send(StartRequested())
     assert h.core.state is State.IDLE
     assert h.port.opened == []
     assert h.clock.pending() == 0
-    h.do(lambda: h.core.request_symbols(add=AAPL))
+    h.send(SymbolsRequested(add=AAPL))
     assert h.core.state is State.CONNECTING
     assert h.session.subscription == AAPL
 
@@ -92,7 +109,7 @@ def test_start_without_symbols_waits_in_idle_without_socket_or_timer() -> None:
 def test_symbols_before_start_do_not_connect() -> None:
     """A subscription recorded before start() waits for it."""
     h = Harness()
-    h.do(lambda: h.core.request_symbols(add=AAPL))
+    h.send(SymbolsRequested(add=AAPL))
     assert h.core.state is State.IDLE
     assert h.port.opened == []
 
@@ -102,17 +119,17 @@ def test_late_facts_from_an_old_connection_are_ignored() -> None:
     h = Harness()
     h.connect()
     old = h.session.epoch
-    h.do(h.core.request_restart)
+    h.send(RestartRequested())
     assert h.session.epoch == old + 1
-    h.do(lambda: h.core.session_ended(old, ConnectionClosedError(None)))
+    h.send(SessionEnded(old, ConnectionClosedError(None)))
     assert h.core.state is State.CONNECTING
 
 
 def test_connection_limit_waits_its_own_cooldown_and_counts_for_the_breaker() -> None:
     """A 406 backs off for connection_limit_cooldown, not the short jittered delay."""
     h = Harness()
-    h.do(lambda: h.core.request_symbols(add=AAPL))
-    h.do(h.core.request_start)
+    h.send(SymbolsRequested(add=AAPL))
+    h.send(StartRequested())
     h.fail(ConnectionLimitError())
     assert h.core.state is State.BACKOFF
     assert h.records[-1].delay == CONFIG.connection_limit_cooldown
@@ -122,8 +139,8 @@ def test_connection_limit_waits_its_own_cooldown_and_counts_for_the_breaker() ->
 def test_breaker_opens_after_threshold_and_probes_once_after_cooldown() -> None:
     """Two failures open the breaker; after its cool-down exactly one probe goes out."""
     h = Harness()
-    h.do(lambda: h.core.request_symbols(add=AAPL))
-    h.do(h.core.request_start)
+    h.send(SymbolsRequested(add=AAPL))
+    h.send(StartRequested())
     h.fail(TransportError("refused"))
     h.elapse_to_next_timer()
     h.fail(TransportError("refused"))
@@ -142,13 +159,13 @@ def test_breaker_opens_after_threshold_and_probes_once_after_cooldown() -> None:
 def test_restart_does_not_bypass_an_open_breaker_unless_forced() -> None:
     """restart() in circuit_open stays put; restart(force=True) sends one probe."""
     h = Harness(StreamConfig(breaker=BreakerPolicy(failure_threshold=1)))
-    h.do(lambda: h.core.request_symbols(add=AAPL))
-    h.do(h.core.request_start)
+    h.send(SymbolsRequested(add=AAPL))
+    h.send(StartRequested())
     h.fail(TransportError("refused"))
     assert h.core.state is State.CIRCUIT_OPEN
-    h.do(h.core.request_restart)
+    h.send(RestartRequested())
     assert h.core.state is State.CIRCUIT_OPEN
-    h.do(lambda: h.core.request_restart(force=True))
+    h.send(RestartRequested(force=True))
     assert h.core.state is State.CONNECTING
 
 
@@ -160,7 +177,7 @@ def test_a_session_that_drops_before_healthy_counts_as_failed() -> None:
     assert h.core.breaker.failures == 1
     h.elapse_to_next_timer()
     epoch = h.session.epoch
-    h.do(lambda: h.core.session_ready(epoch, AAPL))
+    h.send(SessionReady(epoch, AAPL))
     h.clock.advance(CONFIG.healthy_after)
     assert h.core.breaker.failures == 0
     assert h.core.backoff.failures == 0
@@ -172,8 +189,8 @@ def test_a_session_that_drops_before_healthy_counts_as_failed() -> None:
 def test_fatal_error_stops_and_reports_once() -> None:
     """402 goes to stopped with the typed error, reported to the user, nothing armed."""
     h = Harness()
-    h.do(lambda: h.core.request_symbols(add=AAPL))
-    h.do(h.core.request_start)
+    h.send(SymbolsRequested(add=AAPL))
+    h.send(StartRequested())
     h.fail(AuthenticationError())
     assert h.core.state is State.STOPPED
     assert isinstance(h.core.last_error, AuthenticationError)
@@ -201,9 +218,9 @@ def test_a_newly_added_channel_is_watched_from_when_it_was_added() -> None:
     h = Harness()
     h.connect(Subscription(trades={"AAPL"}))
     h.clock.advance(100.0)
-    h.do(lambda: h.core.request_symbols(add=AAPL))
+    h.send(SymbolsRequested(add=AAPL))
     epoch = h.session.epoch
-    h.do(lambda: h.core.change_acknowledged(epoch, Subscription(trades={"AAPL"}, quotes={"AAPL"})))
+    h.send(ChangeAcknowledged(epoch, Subscription(trades={"AAPL"}, quotes={"AAPL"})))
     h.clock.advance(1.0)
     assert h.core.state is State.SUBSCRIBED
     h.clock.advance((CONFIG.stale.quotes or 0) - 1.0)
@@ -215,15 +232,15 @@ def test_one_change_in_flight_and_the_rest_follows_the_ack() -> None:
     """While subscribed only differences are sent, one at a time, until in sync."""
     h = Harness()
     h.connect()
-    h.do(lambda: h.core.request_symbols(add=Subscription(quotes={"MSFT"})))
-    h.do(lambda: h.core.request_symbols(remove=AAPL))
+    h.send(SymbolsRequested(add=Subscription(quotes={"MSFT"})))
+    h.send(SymbolsRequested(remove=AAPL))
     assert [(c.action, c.symbols) for c in h.port.changes] == [
         ("subscribe", Subscription(quotes={"MSFT"}))
     ]
     epoch = h.session.epoch
-    h.do(lambda: h.core.change_acknowledged(epoch, Subscription(quotes={"AAPL", "MSFT"})))
+    h.send(ChangeAcknowledged(epoch, Subscription(quotes={"AAPL", "MSFT"})))
     assert [(c.action, c.symbols) for c in h.port.changes][1] == ("unsubscribe", AAPL)
-    h.do(lambda: h.core.change_acknowledged(epoch, Subscription(quotes={"MSFT"})))
+    h.send(ChangeAcknowledged(epoch, Subscription(quotes={"MSFT"})))
     assert h.core.book.in_sync
     assert h.core.book.confirmed == Subscription(quotes={"MSFT"})
 
@@ -232,9 +249,9 @@ def test_symbol_limit_rolls_back_only_the_refused_symbols() -> None:
     """A 405 removes the refused symbols from the wish and keeps the session."""
     h = Harness()
     h.connect()
-    h.do(lambda: h.core.request_symbols(add=Subscription(quotes={"MSFT", "SPY"})))
+    h.send(SymbolsRequested(add=Subscription(quotes={"MSFT", "SPY"})))
     epoch = h.session.epoch
-    h.do(lambda: h.core.change_rejected(epoch, SymbolLimitError()))
+    h.send(ChangeRejected(epoch, SymbolLimitError()))
     assert h.core.state is State.SUBSCRIBED
     assert h.core.book.desired == AAPL
     assert h.core.book.in_sync
@@ -245,7 +262,7 @@ def test_removing_every_symbol_goes_idle_and_closes_the_session() -> None:
     """Nothing left to stream: the session closes and the controller waits in idle."""
     h = Harness()
     h.connect()
-    h.do(lambda: h.core.request_symbols(remove=AAPL))
+    h.send(SymbolsRequested(remove=AAPL))
     assert h.core.state is State.IDLE
     assert h.port.open == {}
     assert h.clock.pending() == 0
@@ -257,21 +274,21 @@ def test_invalid_commands_raise_and_change_nothing() -> None:
     h.connect()
     records = len(h.records)
     with pytest.raises(InvalidTransitionError) as caught:
-        h.do(h.core.request_start)
+        h.send(StartRequested())
     assert caught.value.state == "subscribed"
     assert h.core.state is State.SUBSCRIBED
     assert len(h.records) == records
-    h.do(h.core.request_stop)
+    h.send(StopRequested())
     with pytest.raises(InvalidTransitionError):
-        h.do(h.core.request_restart)
+        h.send(RestartRequested())
     assert h.core.state is State.STOPPED
 
 
 def test_every_transition_is_recorded_once_with_context() -> None:
     """Journal records chain, count up, and carry the error class and Alpaca code."""
     h = Harness()
-    h.do(lambda: h.core.request_symbols(add=AAPL))
-    h.do(h.core.request_start)
+    h.send(SymbolsRequested(add=AAPL))
+    h.send(StartRequested())
     h.fail(ConnectionLimitError())
     record = h.records[-1]
     assert (record.trigger, record.src, record.dst) == ("attempt_failed", "connecting", "backoff")
@@ -284,12 +301,12 @@ def test_every_transition_is_recorded_once_with_context() -> None:
 def test_timers_are_tokens_so_a_stale_expiry_is_ignored() -> None:
     """An expiry whose token is not the armed one does nothing."""
     h = Harness()
-    h.do(lambda: h.core.request_symbols(add=AAPL))
-    h.do(h.core.request_start)
+    h.send(SymbolsRequested(add=AAPL))
+    h.send(StartRequested())
     h.fail(TransportError("refused"))
     armed = [c for c in h.core.drain() if isinstance(c, ArmTimer)]
     assert armed == []
-    h.do(lambda: h.core.timer_fired(Timer.BACKOFF, token=-1))
+    h.send(TimerFired(Timer.BACKOFF, token=-1))
     assert h.core.state is State.BACKOFF
     assert Subscription() == EMPTY
 
@@ -298,9 +315,9 @@ def test_an_ack_that_ignores_symbols_is_a_refusal_not_a_resend_loop() -> None:
     """Symbols an ack leaves out are dropped from the wish and reported, and never resent."""
     h = Harness()
     h.connect()
-    h.do(lambda: h.core.request_symbols(add=Subscription(quotes={"MSFT", "ZZZZ"})))
+    h.send(SymbolsRequested(add=Subscription(quotes={"MSFT", "ZZZZ"})))
     epoch = h.session.epoch
-    h.do(lambda: h.core.change_acknowledged(epoch, Subscription(quotes={"AAPL", "MSFT"})))
+    h.send(ChangeAcknowledged(epoch, Subscription(quotes={"AAPL", "MSFT"})))
     assert h.core.book.desired == Subscription(quotes={"AAPL", "MSFT"})
     assert h.core.book.in_sync
     assert len(h.port.changes) == 1
@@ -312,10 +329,10 @@ def test_an_ack_that_ignores_symbols_is_a_refusal_not_a_resend_loop() -> None:
 def test_the_initial_subscription_is_the_change_in_flight_of_a_new_session() -> None:
     """A handshake ack missing a symbol is reported too, and the session is subscribed."""
     h = Harness()
-    h.do(lambda: h.core.request_symbols(add=Subscription(quotes={"AAPL", "ZZZZ"})))
-    h.do(h.core.request_start)
+    h.send(SymbolsRequested(add=Subscription(quotes={"AAPL", "ZZZZ"})))
+    h.send(StartRequested())
     epoch = h.session.epoch
-    h.do(lambda: h.core.session_ready(epoch, AAPL))
+    h.send(SessionReady(epoch, AAPL))
     assert h.core.state is State.SUBSCRIBED
     assert h.core.book.desired == AAPL
     assert h.port.changes == []

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from streamfsm import BackoffPolicy, Credentials, StalePolicy, StreamConfig
+from streamfsm._core.commands import RestartRequested, StopRequested, SymbolsRequested
 from streamfsm._core.core import ConnectionCore
 from streamfsm._core.machine import State
 from streamfsm._core.runner import Runner
@@ -195,11 +196,11 @@ def test_a_refused_queued_command_neither_escapes_nor_strands_the_queue() -> Non
     def listener(record: Any) -> None:
         if record.dst == "stopped" and not queued.is_set():
             queued.set()
-            runner.submit(core.request_restart)  # refused: restart from stopped
-            runner.submit(lambda: core.request_symbols(add=Subscription(quotes={"AAPL"})))
+            runner.send(RestartRequested())  # refused: restart from stopped
+            runner.send(SymbolsRequested(add=Subscription(quotes={"AAPL"})))
 
     core.on_record = listener
-    runner.submit(core.request_stop)
+    runner.send(StopRequested())
     assert core.state is State.STOPPED
     assert [type(e) for e in refused] == [InvalidTransitionError]
     assert core.book.desired == Subscription(quotes={"AAPL"})

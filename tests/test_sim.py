@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -57,12 +57,7 @@ DATA_TYPES = frozenset({"q", "t", "b"})
 T = TypeVar("T")
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_left_behind() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [thread for thread in threading.enumerate() if thread not in before]
-    assert not leaked, f"threads left behind: {leaked}"
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
 def run(main: Callable[[], Awaitable[T]]) -> T:

@@ -8,7 +8,7 @@ bounded and event-driven: the simulator's ``wait_for`` and a condition the handl
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,12 +24,7 @@ TIMEOUT = 8.0
 RATE = 400.0
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_left_behind() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [thread for thread in threading.enumerate() if thread not in before]
-    assert not leaked, f"threads left behind: {leaked}"
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
 class AlpacaClient:

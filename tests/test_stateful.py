@@ -20,7 +20,19 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from streamfsm._aio.dispatch import Delivery, Dispatcher
-from streamfsm._core.core import ConnectionCore, SendChange
+from streamfsm._core.commands import (
+    ChangeAcknowledged,
+    ChangeRejected,
+    Input,
+    RestartRequested,
+    SendChange,
+    SessionEnded,
+    SessionReady,
+    StartRequested,
+    StopRequested,
+    SymbolsRequested,
+)
+from streamfsm._core.core import ConnectionCore
 from streamfsm._core.machine import TRANSITIONS, State
 from streamfsm._core.records import TransitionRecord
 from streamfsm._core.runner import Runner
@@ -113,8 +125,8 @@ class ControllerMachine(RuleBasedStateMachine):
         self.callback_calls += 1
         raise RuntimeError("user bug")
 
-    def _submit(self, action: Any) -> None:
-        self.runner.submit(action)
+    def _submit(self, event: Input) -> None:
+        self.runner.send(event)
         self._observe()
 
     def _observe(self) -> None:
@@ -145,7 +157,7 @@ class ControllerMachine(RuleBasedStateMachine):
         """The user starts the controller."""
         allowed = self.core.state in (State.IDLE, State.STOPPED)
         try:
-            self._submit(self.core.request_start)
+            self._submit(StartRequested())
         except InvalidTransitionError:
             assert not allowed
         else:
@@ -155,7 +167,7 @@ class ControllerMachine(RuleBasedStateMachine):
     @rule()
     def stop(self) -> None:
         """The user stops the controller from whatever state it is in."""
-        self._submit(self.core.request_stop)
+        self._submit(StopRequested())
         assert self.core.state is State.STOPPED
 
     @rule(force=st.booleans())
@@ -163,7 +175,7 @@ class ControllerMachine(RuleBasedStateMachine):
         """The user restarts, possibly forcing past an open breaker."""
         before = self.core.state
         try:
-            self._submit(lambda: self.core.request_restart(force=force))
+            self._submit(RestartRequested(force=force))
         except InvalidTransitionError:
             assert before is State.STOPPED
             return
@@ -173,12 +185,12 @@ class ControllerMachine(RuleBasedStateMachine):
     @rule(change=channel_sets)
     def subscribe(self, change: Subscription) -> None:
         """The user adds symbols."""
-        self._submit(lambda: self.core.request_symbols(add=change))
+        self._submit(SymbolsRequested(add=change))
 
     @rule(change=channel_sets)
     def unsubscribe(self, change: Subscription) -> None:
         """The user removes symbols."""
-        self._submit(lambda: self.core.request_symbols(remove=change))
+        self._submit(SymbolsRequested(remove=change))
 
     # ------------------------------------------------------------ the server
 
@@ -189,7 +201,7 @@ class ControllerMachine(RuleBasedStateMachine):
         epoch = self._session()
         self.server_set = self.port.open[epoch].subscription
         self.pending.clear()
-        self._submit(lambda: self.core.session_ready(epoch, self.server_set))
+        self._submit(SessionReady(epoch, self.server_set))
 
     @precondition(lambda self: self.core.state is State.CONNECTING)
     @rule()
@@ -198,14 +210,14 @@ class ControllerMachine(RuleBasedStateMachine):
         epoch = self._session()
         self.server_set = EMPTY
         self.pending.clear()
-        self._submit(lambda: self.core.session_ready(epoch, EMPTY, SymbolLimitError()))
+        self._submit(SessionReady(epoch, EMPTY, SymbolLimitError()))
 
     @precondition(lambda self: self.core.state is State.CONNECTING)
     @rule(code=st.sampled_from(TRANSIENT_CODES + FATAL_CODES))
     def server_rejects(self, code: int) -> None:
         """The attempt fails with an Alpaca error code."""
         error = server_error(code)
-        self._submit(lambda: self.core.session_ended(self._session(), error))
+        self._submit(SessionEnded(self._session(), error))
         if error.fatal:
             assert self.core.state is State.STOPPED
             assert type(self.core.last_error) is type(error)
@@ -220,7 +232,7 @@ class ControllerMachine(RuleBasedStateMachine):
         error: StreamError = ConnectionClosedError(1011 if clean else None)
         if self.core.state is State.CONNECTING and not clean:
             error = TransportError("connection refused")
-        self._submit(lambda: self.core.session_ended(self._session(), error))
+        self._submit(SessionEnded(self._session(), error))
         assert self.core.state in (State.BACKOFF, State.CIRCUIT_OPEN)
 
     @precondition(lambda self: self.core.state is State.SUBSCRIBED and bool(self.pending))
@@ -234,9 +246,9 @@ class ControllerMachine(RuleBasedStateMachine):
                 self.server_set = self.server_set | change.symbols
             else:
                 self.server_set = self.server_set - change.symbols
-            self._submit(lambda: self.core.change_acknowledged(epoch, self.server_set))
+            self._submit(ChangeAcknowledged(epoch, self.server_set))
         else:
-            self._submit(lambda: self.core.change_rejected(epoch, SymbolLimitError()))
+            self._submit(ChangeRejected(epoch, SymbolLimitError()))
         assert self.core.state is State.SUBSCRIBED
 
     @precondition(lambda self: self.core.state is State.SUBSCRIBED)

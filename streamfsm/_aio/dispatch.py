@@ -198,6 +198,14 @@ class Dispatcher:
         """Wait until everything queued so far has been delivered (or the dispatcher closed)."""
         await self._idle.wait()
 
+    def reopen(self) -> None:
+        """Deliver again after :meth:`close` (a stopped controller started anew); on the loop.
+
+        The consumer task ended with the close: the caller starts :meth:`run` again.
+        """
+        with self._lock:
+            self._closed = False
+
     def close(self, timeout: float | None = None) -> bool:
         """Deliver nothing more; callable from any thread and from inside a callback.
 

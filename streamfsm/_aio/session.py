@@ -19,7 +19,14 @@ from typing import Any, TypeVar
 
 from streamfsm._aio.dispatch import Dispatcher
 from streamfsm._aio.transport import WebSocketTransport
-from streamfsm._core.core import OpenSession
+from streamfsm._core.commands import (
+    ChangeAcknowledged,
+    ChangeRejected,
+    Input,
+    OpenSession,
+    SessionEnded,
+    SessionReady,
+)
 from streamfsm._core.protocol import (
     Authenticated,
     Connected,
@@ -44,27 +51,9 @@ from streamfsm.errors import (
 )
 from streamfsm.logs import StreamLogger
 
-__all__ = ["Session", "SessionHooks"]
+__all__ = ["Session"]
 
 _E = TypeVar("_E")
-
-
-class SessionHooks:
-    """What a session reports to, bundled: the core's fact inputs, posted through the runner."""
-
-    def __init__(
-        self,
-        ready: Callable[[int, Subscription, ServerError | None], None],
-        ended: Callable[[int, StreamError], None],
-        change_acknowledged: Callable[[int, Subscription], None],
-        change_rejected: Callable[[int, ServerError], None],
-        server_warning: Callable[[ServerError], None],
-    ) -> None:
-        self.ready = ready
-        self.ended = ended
-        self.change_acknowledged = change_acknowledged
-        self.change_rejected = change_rejected
-        self.server_warning = server_warning
 
 
 class Session:
@@ -76,7 +65,8 @@ class Session:
         *,
         config: StreamConfig,
         credentials: Credentials,
-        hooks: SessionHooks,
+        send: Callable[[Input], None],
+        report: Callable[[StreamError], None],
         tracker: DataTracker,
         dispatcher: Dispatcher,
         clock: Callable[[], float],
@@ -87,7 +77,8 @@ class Session:
         self._subscription = command.subscription
         self._config = config
         self._credentials = credentials
-        self._hooks = hooks
+        self._send = send
+        self._report = report
         self._tracker = tracker
         self._dispatcher = dispatcher
         self._clock = clock
@@ -104,7 +95,7 @@ class Session:
             await self._stream()
         except StreamError as error:
             self._log.info("session_ended", error_type=type(error).__name__, error=str(error))
-            self._hooks.ended(self.epoch, error)
+            self._send(SessionEnded(self.epoch, error))
         except Exception as exc:  # noqa: BLE001 - a defect fails this session, never the controller
             self._log.error(
                 "session_crashed",
@@ -114,7 +105,7 @@ class Session:
             )
             internal = InternalError(f"session failed: {type(exc).__name__}: {exc}")
             internal.__cause__ = exc
-            self._hooks.ended(self.epoch, internal)
+            self._send(SessionEnded(self.epoch, internal))
         finally:
             if self._transport is not None:
                 await self._transport.close()
@@ -151,7 +142,7 @@ class Session:
                 if not error.rejects_change:
                     raise
                 rejection = error
-        self._hooks.ready(self.epoch, ack, rejection)
+        self._send(SessionReady(self.epoch, ack, rejection))
 
     async def _expect(self, kind: type[_E], phase: str, seconds: float) -> _E:
         """Read until a ``kind`` control event arrives; an error message raises its error.
@@ -202,12 +193,12 @@ class Session:
 
     def _control(self, event: Any) -> None:
         if isinstance(event, SubscriptionAck):
-            self._hooks.change_acknowledged(self.epoch, event.subscription)
+            self._send(ChangeAcknowledged(self.epoch, event.subscription))
         elif isinstance(event, ServerErrorEvent):
             error = event.error()
             if error.rejects_change:
-                self._hooks.change_rejected(self.epoch, error)
+                self._send(ChangeRejected(self.epoch, error))
             elif error.fatal:
                 raise error
             else:
-                self._hooks.server_warning(error)
+                self._report(error)

@@ -3,13 +3,15 @@
 Theory of operation
 -------------------
 :class:`ConnectionCore` is the model of a plain ``transitions.Machine`` built from
-:data:`streamfsm._core.machine.TRANSITIONS`. Its inputs are commands (``request_start``, ...) and
-facts reported by the I/O layer (``session_ready``, ``session_ended``, ``timer_fired``, ...).
-Each input fires at most one trigger. Guards are pure predicates over the core's fields and the
-trigger's arguments; callbacks decide and append *commands* (open a session, close it, send a
-subscription change, arm or cancel a timer, report an error) to ``outbox``. They never await,
-sleep, read a socket or raise after the state has changed. A driver
-(:mod:`streamfsm._core.runner`) drains the outbox after every input and carries the commands out.
+:data:`streamfsm._core.machine.TRANSITIONS`. Its inputs are values
+(:mod:`streamfsm._core.commands`): requests (``StartRequested``, ``SymbolsRequested``, ...) and
+facts reported by the I/O layer (``SessionReady``, ``SessionEnded``, ``TimerFired``, ...), all
+sent through one entry point, :meth:`ConnectionCore.handle`. Each input fires at most one
+trigger. Guards are pure predicates over the core's fields and the trigger's arguments; callbacks
+decide and append *commands* (open a session, close it, send a subscription change, arm or
+cancel a timer, report an error) to ``outbox``. They never await, sleep, read a socket or raise
+after the state has changed. A driver (:mod:`streamfsm._core.runner`) drains the outbox after
+every input and carries the commands out.
 
 Rules:
 
@@ -17,13 +19,13 @@ Rules:
   :class:`~streamfsm.errors.InvalidTransitionError` and leaves everything unchanged.
 * Facts carry the connection epoch they belong to; a fact from an older epoch is ignored, so a
   late event from a closed session can never move the machine.
-* Time is an input: ``clock`` and ``wall`` are injected, randomness comes from ``rng``.
+* Time is injected: ``clock`` (the same monotonic clock the runner arms timers on) and ``wall``;
+  randomness comes from ``rng``.
 * Every executed transition, internal ones included, produces exactly one journal record.
 """
 
 from __future__ import annotations
 
-import enum
 import random
 from collections.abc import Callable
 from datetime import datetime
@@ -32,6 +34,26 @@ from typing import Any
 import attrs
 from transitions import EventData, Machine, MachineError
 
+from streamfsm._core.commands import (
+    ArmTimer,
+    CancelTimer,
+    ChangeAcknowledged,
+    ChangeRejected,
+    CloseSession,
+    Command,
+    Input,
+    OpenSession,
+    ReportError,
+    RestartRequested,
+    SendChange,
+    SessionEnded,
+    SessionReady,
+    StartRequested,
+    StopRequested,
+    SymbolsRequested,
+    Timer,
+    TimerFired,
+)
 from streamfsm._core.machine import State, transition_dicts
 from streamfsm._core.policies import Backoff, Breaker, StaleWatchdog
 from streamfsm._core.records import TransitionRecord
@@ -51,83 +73,7 @@ from streamfsm.errors import (
     StreamError,
 )
 
-__all__ = [
-    "ArmTimer",
-    "CancelTimer",
-    "ChannelActivity",
-    "CloseSession",
-    "Command",
-    "ConnectionCore",
-    "OpenSession",
-    "ReportError",
-    "SendChange",
-    "Timer",
-]
-
-
-class Timer(enum.Enum):
-    """The timers a core arms; at most one of each kind is armed at a time."""
-
-    BACKOFF = "backoff"
-    COOLDOWN = "cooldown"
-    STALE = "stale"
-    HEALTHY = "healthy"
-
-
-# ---------------------------------------------------------------- commands (effects as data)
-
-
-@attrs.frozen
-class OpenSession:
-    """Open a connection, authenticate, subscribe to ``subscription`` and report back."""
-
-    epoch: int
-    connection_id: str
-    subscription: Subscription
-    attempt: int = 0
-
-
-@attrs.frozen
-class CloseSession:
-    """Close the session of ``epoch`` now, without waiting out a dead peer."""
-
-    epoch: int
-    reason: str
-
-
-@attrs.frozen
-class SendChange:
-    """Send one subscribe or unsubscribe message on the live session of ``epoch``."""
-
-    epoch: int
-    action: str
-    symbols: Subscription
-
-
-@attrs.frozen
-class ArmTimer:
-    """Fire ``timer_fired(timer, token)`` after ``delay`` seconds, replacing any armed one."""
-
-    timer: Timer
-    delay: float
-    token: int
-
-
-@attrs.frozen
-class CancelTimer:
-    """Disarm ``timer`` if armed."""
-
-    timer: Timer
-
-
-@attrs.frozen
-class ReportError:
-    """Hand ``error`` to the user's ``on_error`` callback."""
-
-    error: StreamError
-
-
-Command = OpenSession | CloseSession | SendChange | ArmTimer | CancelTimer | ReportError
+__all__ = ["ChannelActivity", "ConnectionCore"]
 
 
 @attrs.define
@@ -239,9 +185,40 @@ class ConnectionCore:
             after_state_change="_record",
         )
 
+    # ------------------------------------------------------------ the entry point
+
+    def handle(self, event: Input) -> None:
+        """Apply one input; the commands it produces wait in ``outbox`` (see :meth:`drain`).
+
+        Facts from an older epoch, and timers whose token was replaced, change nothing.
+
+        Raises:
+            InvalidTransitionError: when a request has no row in the current state (start while
+                running, restart while stopped); the core is then unchanged.
+        """
+        match event:
+            case SymbolsRequested(add=add, remove=remove):
+                self._request_symbols(add, remove)
+            case StartRequested():
+                self._request_start()
+            case StopRequested(reason=reason):
+                self._request_stop(reason)
+            case RestartRequested(force=force):
+                self._request_restart(force=force)
+            case SessionReady(epoch=epoch, ack=ack, rejection=rejection):
+                self._session_ready(epoch, ack, rejection)
+            case SessionEnded(epoch=epoch, error=error):
+                self._session_ended(epoch, error)
+            case ChangeAcknowledged(epoch=epoch, ack=ack):
+                self._change_acknowledged(epoch, ack)
+            case ChangeRejected(epoch=epoch, error=error):
+                self._change_rejected(epoch, error)
+            case TimerFired(timer=timer, token=token):
+                self._timer_fired(timer, token)
+
     # ------------------------------------------------------------ inputs: commands
 
-    def request_start(self) -> None:
+    def _request_start(self) -> None:
         """Begin the lifecycle; from idle or stopped only.
 
         Raises:
@@ -249,11 +226,11 @@ class ConnectionCore:
         """
         self._fire("start", reason="user")
 
-    def request_stop(self, reason: str = "user") -> None:
+    def _request_stop(self, reason: str = "user") -> None:
         """Stop from any state; idempotent."""
         self._fire("stop", reason=reason)
 
-    def request_restart(self, *, force: bool = False) -> None:
+    def _request_restart(self, *, force: bool = False) -> None:
         """Close the session and connect again; ``force`` also overrides an open breaker.
 
         Raises:
@@ -261,14 +238,14 @@ class ConnectionCore:
         """
         self._fire("restart", reason="user_forced" if force else "user", force=force)
 
-    def request_symbols(self, add: Subscription = EMPTY, remove: Subscription = EMPTY) -> None:
+    def _request_symbols(self, add: Subscription = EMPTY, remove: Subscription = EMPTY) -> None:
         """Change the desired set; while subscribed only the difference is sent."""
         self.book.want(add, remove)
         self._fire("symbols_changed", reason="user")
 
     # ------------------------------------------------------------ inputs: facts
 
-    def session_ready(
+    def _session_ready(
         self, epoch: int, ack: Subscription, rejection: ServerError | None = None
     ) -> None:
         """The session of ``epoch`` is authenticated and the server acknowledged ``ack``.
@@ -286,7 +263,7 @@ class ConnectionCore:
             self._acknowledged(ack)
         self._fire("ready", reason="subscribed")
 
-    def session_ended(self, epoch: int, error: StreamError) -> None:
+    def _session_ended(self, epoch: int, error: StreamError) -> None:
         """The session of ``epoch`` failed or closed with ``error``."""
         if not self._current(epoch):
             return
@@ -295,7 +272,7 @@ class ConnectionCore:
         elif self.state is State.SUBSCRIBED:
             self._fire("connection_lost", reason=_reason(error), error=error)
 
-    def change_acknowledged(self, epoch: int, ack: Subscription) -> None:
+    def _change_acknowledged(self, epoch: int, ack: Subscription) -> None:
         """The server acknowledged a change; ``ack`` is its whole current set."""
         if not self._current(epoch) or self.state is not State.SUBSCRIBED:
             return
@@ -303,7 +280,7 @@ class ConnectionCore:
         self._arm_stale()
         self._sync_subscriptions()
 
-    def change_rejected(self, epoch: int, error: ServerError) -> None:
+    def _change_rejected(self, epoch: int, error: ServerError) -> None:
         """The server refused the change in flight (405, 400, 410); its set is as before."""
         if not self._current(epoch) or self.state is not State.SUBSCRIBED:
             return
@@ -311,7 +288,7 @@ class ConnectionCore:
         self._report_rejection(error)
         self._sync_subscriptions()
 
-    def timer_fired(self, timer: Timer, token: int) -> None:
+    def _timer_fired(self, timer: Timer, token: int) -> None:
         """A timer armed by this core expired; stale tokens are ignored."""
         if timer not in self._armed or self._armed[timer] != token:
             return

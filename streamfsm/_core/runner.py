@@ -1,34 +1,35 @@
 """The runner: the only code that feeds inputs into the core and carries out its commands.
 
-It is synchronous and single-threaded: the controller calls it on its event loop, the Hypothesis
-tests call it directly with a fake clock and a fake session port. Inputs submitted while a
-previous one is still being carried out are queued and run afterwards, in order, so the machine
-never sees a trigger from inside one of its own callbacks.
+It is synchronous and single-threaded: the engine calls it on its event loop, the Hypothesis tests
+call it directly with a fake clock and a fake session port. Inputs are values
+(:mod:`streamfsm._core.commands`); one sent while a previous one is still being carried out is
+queued and handled afterwards, in order, so the machine never sees a trigger from inside one of its
+own callbacks.
 """
 
 from __future__ import annotations
 
 import collections
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from streamfsm._core.clock import Clock, TimerHandle
-from streamfsm._core.core import (
+from streamfsm._core.commands import (
     ArmTimer,
     CancelTimer,
     CloseSession,
     Command,
-    ConnectionCore,
+    Input,
     OpenSession,
     ReportError,
     SendChange,
     Timer,
+    TimerFired,
 )
+from streamfsm._core.core import ConnectionCore
 from streamfsm.errors import StreamError
 
 __all__ = ["Runner", "SessionPort"]
-
-_T = TypeVar("_T")
 
 
 class SessionPort(Protocol):
@@ -63,27 +64,27 @@ class Runner:
         self.port = port
         self._on_queued_error = on_queued_error
         self._timers: dict[Timer, TimerHandle] = {}
-        self._queue: collections.deque[Callable[[], object]] = collections.deque()
+        self._queue: collections.deque[Input] = collections.deque()
         self._busy = False
 
-    def submit(self, action: Callable[[], _T]) -> _T | None:
-        """Run ``action`` against the core, then carry out the commands it produced.
+    def send(self, event: Input) -> bool:
+        """Hand ``event`` to the core, then carry out the commands it produced.
 
-        Returns ``action``'s result, or None when it was queued behind a running input. A queued
-        input that fails has no caller left to tell: its error goes to ``on_queued_error`` (or
-        is dropped), and the inputs queued after it still run.
+        Returns True when the event was handled now, False when it was queued behind an input
+        still being carried out. A queued input that fails has no caller left to tell: its error
+        goes to ``on_queued_error`` (or is dropped), and the inputs queued after it still run.
 
         Raises:
-            whatever ``action`` raises (for example ``InvalidTransitionError``) when it ran now;
-            the core is then unchanged.
+            whatever the core raises for ``event`` (for example ``InvalidTransitionError``) when
+            it was handled now; the core is then unchanged.
         """
         if self._busy:
-            self._queue.append(action)
-            return None
+            self._queue.append(event)
+            return False
         self._busy = True
         try:
             try:
-                return action()
+                self.core.handle(event)
             finally:
                 self._execute_outbox()
         finally:
@@ -91,12 +92,13 @@ class Runner:
                 self._run_queued()
             finally:
                 self._busy = False
+        return True
 
     def _run_queued(self) -> None:
         while self._queue:
             queued = self._queue.popleft()
             try:
-                queued()
+                self.core.handle(queued)
             except StreamError as error:
                 if self._on_queued_error is not None:
                     self._on_queued_error(error)
@@ -137,4 +139,4 @@ class Runner:
 
     def _timer_expired(self, timer: Timer, token: int) -> None:
         self._timers.pop(timer, None)
-        self.submit(lambda: self.core.timer_fired(timer, token))
+        self.send(TimerFired(timer, token))

@@ -199,7 +199,7 @@ class PricingService:
         Raises:
             ShutdownTimeoutError: when the controller's loop is still running after ``timeout``.
         """
-        self.controller.stop(timeout)
+        self.controller.close(timeout)
         if self._refresher is not None:
             self._refresher.stop()
 

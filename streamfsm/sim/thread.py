@@ -1,20 +1,19 @@
 """The simulator on its own event loop in a daemon thread, for synchronous code and tests.
 
-Every method marshals one coroutine onto the simulator's loop with
-``asyncio.run_coroutine_threadsafe(...).result(timeout)`` and returns its result, so it is safe
-from any thread except the simulator's own (where it would deadlock, so it raises).
+The thread and the calls onto its loop are the same bridge the sync stream controller uses
+(:class:`streamfsm._portal.LoopPortal`). Every method runs one coroutine on the simulator's loop
+and returns its result, so it is safe from any thread except the simulator's own (where it would
+deadlock, so it raises).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
-import threading
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
+from streamfsm._portal import LoopPortal, PortalClosedError
 from streamfsm.config import Feed
 from streamfsm.errors import LocalProtocolError
 from streamfsm.sim.config import Replay, SimConfig
@@ -52,13 +51,9 @@ class SimulatorThread:
         call_timeout: float = CALL_TIMEOUT,
     ) -> None:
         self._simulator = Simulator(config)
-        self._name = name
+        self._portal = LoopPortal(name)
         self._call_timeout = call_timeout
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._startup_error: BaseException | None = None
+        self._started = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -70,33 +65,21 @@ class SimulatorThread:
             OSError: when the port cannot be bound (re-raised from the thread).
             TimeoutError: when the simulator is not listening within ``timeout`` seconds.
         """
-        if self._thread is not None:
+        if self._started:
             raise LocalProtocolError("a SimulatorThread can be started once")
-        self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)
-        self._thread.start()
-        if not self._started.wait(timeout):
+        self._started = True
+        try:
+            self._portal.open(self._serve, timeout)
+        except TimeoutError:
             self.stop()
-            raise TimeoutError(f"simulator did not start within {timeout:g} s")
-        if self._startup_error is not None:
-            self._thread.join(timeout)
-            raise self._startup_error
+            raise TimeoutError(f"simulator did not start within {timeout:g} s") from None
         return self
 
-    def _main(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def _serve(self, ready: Callable[[], None], closing: asyncio.Event) -> None:
+        await self._simulator.start()
+        ready()
         try:
-            await self._simulator.start()
-        except Exception as exc:  # noqa: BLE001 - handed to start(), which re-raises it
-            self._startup_error = exc
-            self._started.set()
-            return
-        self._started.set()
-        try:
-            await self._stop.wait()
+            await closing.wait()
         finally:
             await self._simulator.aclose()
 
@@ -106,16 +89,10 @@ class SimulatorThread:
         Raises:
             TimeoutError: when the thread does not end within ``timeout`` seconds.
         """
-        thread, loop, stop = self._thread, self._loop, self._stop
-        if thread is None or not thread.is_alive():
-            return
-        if loop is not None and stop is not None:
-            # RuntimeError: the loop closed between the check and the call, so it is done.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout)
-        if thread.is_alive():
-            raise TimeoutError(f"simulator thread did not stop within {timeout:g} s")
+        try:
+            self._portal.close(timeout)
+        except TimeoutError:
+            raise TimeoutError(f"simulator thread did not stop within {timeout:g} s") from None
 
     def __enter__(self) -> SimulatorThread:
         return self.start()
@@ -133,22 +110,14 @@ class SimulatorThread:
     def _call(
         self, make: Callable[[], Coroutine[Any, Any, _T]], timeout: float | None = None
     ) -> _T:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None or not thread.is_alive() or self._startup_error:
-            raise LocalProtocolError("the simulator thread is not running")
-        if threading.current_thread() is thread:
+        if self._portal.on_loop_thread():
             raise LocalProtocolError("on the simulator's own loop, await the Simulator's methods")
-        coroutine = make()
-        try:
-            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
-        except RuntimeError:  # the loop closed since the check: the thread is ending
-            coroutine.close()
-            raise LocalProtocolError("the simulator thread is not running") from None
         limit = self._call_timeout if timeout is None else timeout
         try:
-            return future.result(limit)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+            return self._portal.run(make, limit)
+        except PortalClosedError:
+            raise LocalProtocolError("the simulator thread is not running") from None
+        except TimeoutError:
             raise TimeoutError(f"simulator call did not finish within {limit:g} s") from None
 
     async def _stats(self) -> SimStats:
@@ -185,8 +154,7 @@ class SimulatorThread:
 
         After :meth:`stop` it returns the final state (nothing changes it any more).
         """
-        thread = self._thread
-        if thread is not None and self._started.is_set() and not thread.is_alive():
+        if self._started and not self._portal.running:
             return self._simulator.stats()
         return self._call(self._stats)
 
