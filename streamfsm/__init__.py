@@ -32,5 +32,9 @@ __all__ = [
     "State",
     "StreamConfig",
     "StreamController",
+    "__version__",
     "errors",
 ]
+
+#: The package version; pyproject.toml reads it from here (hatch's version source).
+__version__ = "0.2.0.dev0"

@@ -9,7 +9,7 @@ key id) instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final, NoReturn
 
 import attrs
@@ -24,12 +24,16 @@ KEY_ID_VARIABLE: Final = "APCA_API_KEY_ID"
 SECRET_VARIABLE: Final = "APCA_API_SECRET_KEY"
 #: How many trailing characters of the key id identify a credential in logs.
 FINGERPRINT_CHARS: Final = 4
+#: Alpaca key ids are 20 characters and secrets about 40; these bounds leave room for other
+#: issuers (and the simulator) while refusing a file pasted by mistake.
+MAX_KEY_ID_CHARS: Final = 128
+MAX_SECRET_CHARS: Final = 256
 
 
 class _Secret:
     """A string holder whose every textual form is redacted."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value")
 
     def __init__(self, value: str) -> None:
         self._value = value
@@ -52,12 +56,29 @@ class _Secret:
         raise TypeError("credentials cannot be pickled; rebuild them from the environment")
 
 
-def _non_blank(field: str) -> Callable[[object, attrs.Attribute[str], str], None]:
-    def check(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigurationError(field, "a non-blank string", "<blank>")
+def _check_key(field: str, value: object, max_length: int, *, secret: bool = False) -> str:
+    """``value`` when it is a key id or secret as Alpaca issues them: printable ASCII, no spaces.
 
-    return check
+    Anything else could never authenticate, and would fail only later, inside every session
+    (HTTP headers are ASCII). A refused secret is never echoed.
+    """
+    ok = (
+        isinstance(value, str)
+        and 0 < len(value) <= max_length
+        and value.isascii()
+        and value.isprintable()
+        and not any(character.isspace() for character in value)
+    )
+    if not ok:
+        shown = "<redacted>" if secret else (value or "<blank>")
+        expected = f"a non-blank ASCII string without spaces, at most {max_length} characters"
+        raise ConfigurationError(field, expected, shown)
+    assert isinstance(value, str)
+    return value
+
+
+def _key_id(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    _check_key(attribute.name, value, MAX_KEY_ID_CHARS)
 
 
 @attrs.frozen(repr=False, init=False)
@@ -70,7 +91,7 @@ class Credentials:
     The secret has no public attribute; :meth:`reveal` returns it for the auth message only.
     """
 
-    key_id: str = attrs.field(validator=_non_blank("key_id"))
+    key_id: str = attrs.field(validator=_key_id)
     _secret: _Secret = attrs.field(alias="_secret")
 
     def __init__(self, key_id: str, secret: str) -> None:
@@ -79,10 +100,9 @@ class Credentials:
         Raises:
             ConfigurationError: when either value is not a non-blank string.
         """
-        if not isinstance(secret, str) or not secret.strip():
-            raise ConfigurationError("secret", "a non-blank string", "<blank>")
-        register_secret(secret)
-        self.__attrs_init__(key_id, _Secret(secret))
+        holder = _Secret(_check_key("secret", secret, MAX_SECRET_CHARS, secret=True))
+        register_secret(holder)
+        self.__attrs_init__(key_id, holder)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Credentials:

@@ -13,7 +13,6 @@ from typing import Any
 
 import attrs
 import pytest
-import structlog
 
 from streamfsm import BackoffPolicy, BreakerPolicy, Credentials, StalePolicy, StreamConfig
 from streamfsm._core.machine import State
@@ -31,6 +30,7 @@ from streamfsm.errors import (
     StreamError,
     SymbolLimitError,
 )
+from streamfsm.logs import capture_events
 from streamfsm.models import Quote as FastQuote
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
 
@@ -454,7 +454,7 @@ def test_invalid_symbols_are_refused_before_anything_changes(sim: SimulatorThrea
 def test_secret_never_appears_in_logs(sim: SimulatorThread) -> None:
     """Across a whole life with faults, no log event, journal record or repr holds the secret."""
     recorder = Recorder()
-    with structlog.testing.capture_logs() as logs:
+    with capture_events() as logs:
         ctl = make(sim, recorder)
         ctl.start()
         assert ctl.wait_for(State.SUBSCRIBED, WAIT)

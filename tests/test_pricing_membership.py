@@ -6,7 +6,6 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-import structlog
 from pricing_support import CREDENTIALS, FAST, WAIT, Watch, fresh, make, server_has, simulator
 
 from streamfsm.errors import (
@@ -17,7 +16,7 @@ from streamfsm.errors import (
     StreamError,
     SymbolLimitError,
 )
-from streamfsm.logs import StreamLogger
+from streamfsm.logs import StreamLogger, capture_events
 from streamfsm.models import Quote
 from streamfsm.pricing import PricingService, TrackResult
 from streamfsm.pricing.membership import Membership, explicit_symbols
@@ -62,7 +61,7 @@ def test_eviction_is_deterministic_without_a_connection() -> None:
     service = PricingService(CREDENTIALS, FAST, max_symbols=3)
     assert service.track(["AAPL", "MSFT"], priority=5).added == ("AAPL", "MSFT")
     service.track("TSLA", priority=1)
-    with structlog.testing.capture_logs() as logs:
+    with capture_events() as logs:
         result = service.track("NVDA", priority=3)
     assert (result.added, result.evicted, result.refused) == (("NVDA",), ("TSLA",), ())
     assert service.tracked() == {"AAPL": 5, "MSFT": 5, "NVDA": 3}

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 
 import pytest
-import structlog
 
 from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
 from streamfsm.errors import ConfigurationError, MissingCredentialsError
-from streamfsm.logs import REDACTED, StreamLogger, redact_secrets
+from streamfsm.logs import REDACTED, StreamLogger, capture_events, redact_secrets
 
 KEY_ID = "PKTESTKEY0000000WXYZ"
 SECRET = "s3cr3t-value-that-must-never-show-0123"
@@ -57,7 +57,7 @@ def test_from_env_names_every_missing_variable() -> None:
 
 def test_redaction_masks_secret_keys_and_registered_secrets() -> None:
     """Secret-looking keys are masked, and a registered secret inside any value is too."""
-    Credentials(KEY_ID, SECRET)  # registers the secret
+    credentials = Credentials(KEY_ID, SECRET)  # registers the secret while it lives
     event = redact_secrets(
         None,
         "info",
@@ -73,12 +73,58 @@ def test_redaction_masks_secret_keys_and_registered_secrets() -> None:
     assert event["Authorization"] == REDACTED
     assert SECRET not in repr(event)
     assert event["nested"]["apca-api-secret-key"] == REDACTED
+    assert credentials.reveal() == SECRET
 
 
 def test_stream_logger_redacts_before_any_processor_sees_the_event() -> None:
-    """Events of streamfsm's logger reach structlog's chain already redacted."""
-    Credentials(KEY_ID, SECRET)
-    with structlog.testing.capture_logs() as logs:
+    """Events of streamfsm's logger reach the logging handlers already redacted."""
+    credentials = Credentials(KEY_ID, SECRET)
+    with capture_events() as logs:
         StreamLogger(correlation_id="c").error("oops", detail=f"secret is {SECRET}")
     assert logs
     assert SECRET not in repr(logs)
+    assert credentials.fingerprint == "...WXYZ"
+
+
+def test_the_registry_forgets_secrets_of_credentials_that_are_gone() -> None:
+    """Only live credentials are searched for: a dropped credential's secret leaves the registry."""
+    other = "another-secret-that-is-dropped-42"
+    credentials = Credentials(KEY_ID, other)
+    assert other not in repr(redact_secrets(None, "", {"note": other}))
+    del credentials
+    gc.collect()
+    assert redact_secrets(None, "", {"note": other})["note"] == other
+
+
+def test_equal_credentials_each_keep_their_secret_registered() -> None:
+    """Two equal credentials: dropping one leaves the other's secret masked."""
+    first, second = Credentials(KEY_ID, SECRET), Credentials(KEY_ID, SECRET)
+    assert first == second
+    del first
+    gc.collect()
+    assert SECRET not in repr(redact_secrets(None, "", {"note": SECRET}))
+    assert second.reveal() == SECRET
+
+
+@pytest.mark.parametrize(
+    ("key_id", "secret", "field"),
+    [
+        ("PK KEY", SECRET, "key_id"),
+        ("PKKEY\n", SECRET, "key_id"),
+        ("PK\u00e9KEY", SECRET, "key_id"),
+        ("K" * 129, SECRET, "key_id"),
+        (42, SECRET, "key_id"),
+        (KEY_ID, SECRET + " x", "secret"),
+        (KEY_ID, SECRET + "\u2028", "secret"),
+        (KEY_ID, "s" * 257, "secret"),
+        (KEY_ID, b"bytes-secret", "secret"),
+    ],
+)
+def test_keys_that_could_never_authenticate_are_refused(
+    key_id: object, secret: object, field: str
+) -> None:
+    """Spaces, control or non-ASCII characters, huge or non-str values fail at construction."""
+    with pytest.raises(ConfigurationError) as caught:
+        Credentials(key_id, secret)  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert SECRET not in str(caught.value)

@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 import msgpack
 import pytest
-import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
@@ -30,6 +29,7 @@ from websockets.sync.client import connect as sync_connect
 
 from streamfsm.config import Feed
 from streamfsm.errors import SERVER_ERRORS, ConfigurationError, LocalProtocolError
+from streamfsm.logs import capture_events
 from streamfsm.sim import (
     DEMO_KEY_ID,
     DEMO_SECRET,
@@ -1002,7 +1002,7 @@ def test_simulator_thread_closes_every_connection_and_joins_on_stop() -> None:
 
 def test_cli_fault_action_reaches_the_simulator(capsys: pytest.CaptureFixture[str]) -> None:
     """``streamfsm sim fault --url URL rate rate=0`` applies the fault and prints the result."""
-    with structlog.testing.capture_logs(), SimulatorThread(SimConfig()) as sim:
+    with capture_events(), SimulatorThread(SimConfig()) as sim:
         args = sim_parser().parse_args(["sim", "fault", "--url", sim.base_url, "rate", "rate=0"])
         assert sim_command.run(args) == 0
         assert sim.stats().rate == 0
@@ -1106,7 +1106,7 @@ def test_secrets_appear_in_no_repr_snapshot_or_log() -> None:
                 await closed_code(session)
             return repr(sim.stats()) + json.dumps(sim.stats().to_json())
 
-    with structlog.testing.capture_logs() as logs:
+    with capture_events() as logs:
         shown = run(main)
     assert secret not in shown
     assert "...0001" in shown

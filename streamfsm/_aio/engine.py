@@ -13,6 +13,7 @@ call it there. Only :meth:`Engine.halt_deliveries` may be called from another th
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -224,7 +225,13 @@ class Engine:
 
     def report_error(self, error: StreamError) -> None:
         """Log ``error`` and hand it to ``on_error`` through the dispatcher."""
-        self._log.warning("error_reported", error_type=type(error).__name__, error=str(error))
+        # A fatal stop is an ERROR; a refused change or a server warning keeps the stream alive.
+        self._log.log(
+            logging.ERROR if error.fatal else logging.WARNING,
+            "error_reported",
+            error_type=type(error).__name__,
+            error=str(error),
+        )
         if self._on_error is not None:
             self.dispatcher.notify(self._on_error, error)
 

@@ -17,7 +17,7 @@ from streamfsm._aio.journal import Journal
 from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
 from streamfsm.config import StreamConfig
-from streamfsm.logs import StreamLogger
+from streamfsm.logs import StreamLogger, transition_level
 
 __all__ = ["TransitionFeed"]
 
@@ -57,7 +57,8 @@ class TransitionFeed:
         except OSError as exc:
             # Nothing after a state change may fail: the record stays in memory, the loss is loud.
             self._log.error("journal_write_failed", error_type=type(exc).__name__, error=str(exc))
-        self._log.info(
+        self._log.log(
+            transition_level(record.dst, record.trigger, record.error),
             "state_changed",
             src=record.src,
             dst=record.dst,

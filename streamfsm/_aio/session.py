@@ -94,7 +94,8 @@ class Session:
             await self._open()
             await self._stream()
         except StreamError as error:
-            self._log.info("session_ended", error_type=type(error).__name__, error=str(error))
+            # Per-attempt detail: the state_changed event that follows says what it means.
+            self._log.debug("session_ended", error_type=type(error).__name__, error=str(error))
             self._send(SessionEnded(self.epoch, error))
         except Exception as exc:  # noqa: BLE001 - a defect fails this session, never the controller
             self._log.error(

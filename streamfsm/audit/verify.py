@@ -294,11 +294,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     verify = actions.add_parser(
         "verify",
         help="report every line that is not a faithful transition of the table",
-        description="Exit 0 when every record is an edge of the table, the records chain and "
-        "seq counts up by one; else print each violation as FILE:LINE: kind: message and "
-        "exit 1. Exit 2 when the file cannot be read.",
+        description="Check each FILE on its own. Exit 0 when in every file every record is an "
+        "edge of the table, the records chain and seq counts up by one; else print each "
+        "violation as FILE:LINE: kind: message and exit 1. Exit 2 when a file cannot be read "
+        "(the other files are still checked).",
     )
-    verify.add_argument("journal", type=Path, metavar="FILE", help="the JSON Lines journal")
+    verify.add_argument(
+        "journals", type=Path, nargs="+", metavar="FILE", help="JSON Lines journals"
+    )
     verify.add_argument(
         "--allow-partial",
         action="store_true",
@@ -370,7 +373,13 @@ def _run_timeline(journal: Path, svg: Path | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``streamfsm audit``; returns 0 (faithful), 1 (violations) or 2 (unreadable file)."""
+    """Run ``streamfsm audit``; returns 0 (faithful), 1 (violations) or 2 (unreadable file).
+
+    With several journals each is verified on its own; the status is the worst of theirs.
+    """
     if args.audit_command == "verify":
-        return _run_verify(args.journal, allow_partial=args.allow_partial)
+        statuses = [
+            _run_verify(journal, allow_partial=args.allow_partial) for journal in args.journals
+        ]
+        return max(statuses)
     return _run_timeline(args.journal, args.svg)

@@ -1,6 +1,7 @@
 """``streamfsm run``: live quotes from Alpaca for a few symbols, until Ctrl-C.
 
     APCA_API_KEY_ID=... APCA_API_SECRET_KEY=... streamfsm run --symbols AAPL,MSFT
+    streamfsm run --symbols AAPL --url ws://127.0.0.1:8765/v2/iex --log-level info  # simulator
 
 It builds a :class:`~streamfsm.pricing.service.PricingService` from ``Credentials.from_env()`` and
 shows
@@ -30,15 +31,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
-import structlog
-
 from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
+from streamfsm._validate import require_seconds
 from streamfsm.cli._terminal import RICH_HINT, is_terminal, load_live_view
 from streamfsm.config import Feed, StreamConfig
 from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
 from streamfsm.errors import ConfigurationError, MissingCredentialsError, StreamError
-from streamfsm.logs import configure_logging
+from streamfsm.logs import logging_to
 from streamfsm.pricing import PricingService, QuoteSnapshot
 
 if TYPE_CHECKING:
@@ -61,12 +61,13 @@ CENTS: Final = Decimal("0.01")
 CENT_EXPONENT: Final = -2
 #: Feeds a command-line user picks from (``test`` and ``delayed_sip`` need no flag here).
 FEEDS: Final = (Feed.IEX.value, Feed.SIP.value)
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
 class _CurrentStderr:
     """A text stream that writes to whatever ``sys.stderr`` is at the moment of writing.
 
-    structlog binds its stream once; resolving it late lets ``rich.live`` redirect log lines
+    A logging handler binds its stream once; resolving it late lets ``rich.live`` redirect log lines
     above the live view instead of through it.
     """
 
@@ -75,6 +76,13 @@ class _CurrentStderr:
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+def _seconds(text: str) -> float:
+    try:
+        return require_seconds("--max-age", float(text))
+    except (ValueError, ConfigurationError) as exc:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from exc
 
 
 def _symbols(text: str) -> tuple[str, ...]:
@@ -103,15 +111,29 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-age",
-        type=float,
+        type=_seconds,
         default=None,
         help="a quote older than this many seconds is shown stale",
     )
     parser.add_argument(
         "--plain", action="store_true", help="plain lines even when the output is a terminal"
     )
-    # For tests against the simulator only: StreamConfig accepts ws:// on loopback only.
-    parser.add_argument("--url", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="endpoint instead of Alpaca's, e.g. the simulator's ws://127.0.0.1:8765/v2/iex "
+        "(ws:// only to loopback)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="warning",
+        help="streamfsm events shown on standard error (default: warning; debug shows each "
+        "attempt's cause)",
+    )
+    parser.add_argument(
+        "--log-json", action="store_true", help="events as JSON lines instead of text"
+    )
     return parser
 
 
@@ -136,13 +158,10 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
     except StreamError as exc:
         sys.stderr.write(f"{PROG}: {type(exc).__name__}: {exc}\n")
         return EXIT_USAGE
-    saved = structlog.get_config()
-    # structlog only calls write() and flush() on the stream.
-    configure_logging(logging.WARNING, stream=cast(TextIO, _CurrentStderr()))
-    try:
+    level = logging.getLevelNamesMapping()[args.log_level.upper()]
+    # The handler only calls write() and flush() on the stream.
+    with logging_to(cast(TextIO, _CurrentStderr()), level, json=args.log_json):
         return _Session(service, out, args).run()
-    finally:
-        structlog.configure(**saved)
 
 
 class _Session:

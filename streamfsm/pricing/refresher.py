@@ -258,7 +258,7 @@ class Refresher:
                     source=Source.REST,
                 )
             self.refreshes += 1
-        self._log.info("quotes_refreshed", requested=len(wanted), stored=len(stored))
+        self._log.debug("quotes_refreshed", requested=len(wanted), stored=len(stored))
         return stored
 
     def start(self) -> None:

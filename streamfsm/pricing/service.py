@@ -157,7 +157,9 @@ class PricingService:
             rng=rng,
         )
         self.controller.add_listener(self._on_transition)
-        log = self._log = StreamLogger(component="pricing", correlation_id=self.correlation_id)
+        log = self._log = StreamLogger(
+            "streamfsm.pricing", component="pricing", correlation_id=self.correlation_id
+        )
         self._store = PriceStore(self.controller.is_connected, self.max_age)
         self._membership = Membership(
             self.max_symbols, clock=self._clock, apply=self._apply, forget=self._forget, log=log

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 from typing import Any, Final
@@ -22,7 +23,7 @@ from websockets.exceptions import WebSocketException
 from streamfsm.config import Feed
 from streamfsm.errors import ConfigurationError
 from streamfsm.logs import configure_logging
-from streamfsm.sim.config import DEMO_KEY_ID, SimConfig
+from streamfsm.sim.config import DEMO_KEY_ID, DEMO_SECRET, SimConfig
 from streamfsm.sim.control import ControlError, query_stats, send_fault
 from streamfsm.sim.faults import Fault
 from streamfsm.sim.server import Simulator
@@ -33,13 +34,20 @@ __all__ = ["add_parser", "run"]
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+#: --log-level choices.
+_LOG_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 #: The word that asks for an unthrottled feed instead of a number.
 MAX_RATE: Final = "max"
 
 _EPILOG = f"""\
 serving:
   streamfsm sim --port 8765 --rate 200 --batch 10 --seed 7
-  (demo key id {DEMO_KEY_ID}; the secret is streamfsm.sim.DEMO_SECRET)
+  (accepts key id {DEMO_KEY_ID} with secret {DEMO_SECRET}, or --credentials KEY_ID:SECRET)
 
 controlling a running simulator:
   streamfsm sim fault --url ws://127.0.0.1:8765 drop
@@ -73,6 +81,14 @@ def _limit(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError("expected an integer or 'none'") from None
+
+
+def _credential(text: str) -> tuple[str, str]:
+    key_id, sep, secret = text.partition(":")
+    if not sep or not key_id.strip() or not secret.strip():
+        # Never echo the text: it holds a secret.
+        raise argparse.ArgumentTypeError("expected KEY_ID:SECRET with both parts non-blank")
+    return key_id, secret
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -135,6 +151,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="seconds a closed connection keeps its key's slot (Alpaca: about 90)",
     )
     parser.add_argument("--no-compression", action="store_true", help="disable permessage-deflate")
+    parser.add_argument(
+        "--log-level",
+        choices=list(_LOG_LEVELS),
+        default="info",
+        help="simulator events shown on standard error (default: info)",
+    )
+    parser.add_argument(
+        "--credentials",
+        type=_credential,
+        action="append",
+        metavar="KEY_ID:SECRET",
+        help="a key the simulator accepts instead of the demo key; repeat for several "
+        "(the secret is visible to other local users in the process list: test keys only)",
+    )
     actions = parser.add_subparsers(dest="sim_action", metavar="ACTION", required=False)
     fault = actions.add_parser("fault", help="inject a fault into a running simulator")
     fault.add_argument("--url", required=True, help="any ws:// URL of the simulator")
@@ -162,11 +192,12 @@ def run(args: argparse.Namespace) -> int:
             auth_timeout=args.auth_timeout,
             reap_delay=args.reap_delay,
             compression=not args.no_compression,
+            credentials=dict(args.credentials or [(DEMO_KEY_ID, DEMO_SECRET)]),
         )
     except ConfigurationError as exc:
         sys.stderr.write(f"streamfsm sim: {exc}\n")
         return EXIT_USAGE
-    configure_logging()  # events go to standard error; standard output starts with the URL
+    configure_logging(_LOG_LEVELS[args.log_level])  # to standard error; stdout starts with the URL
     return asyncio.run(_serve(config))
 
 
@@ -181,7 +212,9 @@ async def _serve(config: SimConfig) -> int:
             sys.stdout.write(f"{sim.url(Feed.IEX)}\n")
             for feed in (Feed.SIP, Feed.DELAYED_SIP, Feed.TEST):
                 sys.stdout.write(f"  {feed.value}: {sim.url(feed)}\n")
-            sys.stdout.write(f"  control: {sim.control_url}\n  key id: {DEMO_KEY_ID}\n")
+            sys.stdout.write(f"  control: {sim.control_url}\n")
+            for key_id in config.credentials:
+                sys.stdout.write(f"  key id: {key_id}\n")
             sys.stdout.flush()
             await stop.wait()
     finally:

@@ -74,7 +74,7 @@ ERROR_CODE_RANGE: Final = range(100, 1000)
 #: websockets logs every frame at DEBUG, clients' auth frames included; this logger is kept
 #: above DEBUG so a test run with DEBUG logging shows no secret from the simulator either.
 FRAME_LOGGER: Final = logging.getLogger("streamfsm.sim.websockets")
-_log = StreamLogger(component="sim")
+_log = StreamLogger("streamfsm.sim", component="sim")
 _E = TypeVar("_E", bound=enum.Enum)
 _json_encoder: Final = msgspec.json.Encoder()
 

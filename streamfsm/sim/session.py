@@ -69,7 +69,7 @@ UNDOCUMENTED_ERROR: Final = "error"
 #: struct linger {int l_onoff; int l_linger;} = {1, 0}: close() sends RST, not FIN.
 _LINGER_RESET: Final = struct.pack("ii", 1, 0)
 
-_log = StreamLogger(component="sim")
+_log = StreamLogger("streamfsm.sim", component="sim")
 
 
 def error_message(code: int) -> str:

@@ -24,7 +24,6 @@ from types import ModuleType
 from typing import Final, TextIO
 
 import attrs
-import structlog
 
 from streamfsm.cli._terminal import RICH_HINT, is_terminal, load_live_view
 from streamfsm.cli.demo.faults import FAULTS, FaultResult, session_lost
@@ -60,7 +59,7 @@ from streamfsm.cli.demo.view import (
     summary_lines,
 )
 from streamfsm.credentials import Credentials
-from streamfsm.logs import configure_logging
+from streamfsm.logs import logging_to
 from streamfsm.pricing import PricingService
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
 
@@ -128,14 +127,9 @@ def _output_dir(requested: Path | None) -> Path:
 
 @contextlib.contextmanager
 def _logging_to(path: Path) -> Iterator[None]:
-    """Send structlog output to ``path`` for the run, then restore the previous configuration."""
-    saved = structlog.get_config()
-    with path.open("w", encoding="utf-8") as stream:
-        configure_logging(logging.INFO, stream=stream)
-        try:
-            yield
-        finally:
-            structlog.configure(**saved)
+    """Send streamfsm's events to ``path`` for the run, then restore the previous configuration."""
+    with path.open("w", encoding="utf-8") as stream, logging_to(stream, logging.INFO):
+        yield
 
 
 def run_demo(options: DemoOptions, stdout: TextIO | None = None) -> DemoReport:
