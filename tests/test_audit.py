@@ -573,3 +573,20 @@ def test_timeline_command_warns_about_a_damaged_journal(
     captured = capsys.readouterr()
     assert "has 2 violation(s)" in captured.err
     assert "run 1 of 1" in captured.out
+
+
+def test_verify_command_checks_several_files_each_on_its_own(
+    session_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Several journals (as a shell glob gives them) are verified one by one; the worst wins."""
+    second = write_lines(tmp_path / "second.jsonl", as_lines(walk(*SESSION)))
+    assert run_cli("verify", str(session_file), str(second)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == [str(session_file), str(second)]
+    broken = as_lines(walk(*SESSION))
+    del broken[3]
+    third = write_lines(tmp_path / "third.jsonl", broken)
+    assert run_cli("verify", str(session_file), str(third)) == 1
+    assert run_cli("verify", str(third), str(tmp_path / "absent.jsonl"), str(second)) == 2
+    out = capsys.readouterr().out
+    assert f"{second}: ok" in out

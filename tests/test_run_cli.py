@@ -165,3 +165,108 @@ def test_streams_until_ctrl_c_then_stops_gracefully(sim: SimulatorThread) -> Non
     assert "AAPL" in summary
     assert "MSFT" in summary
     sim.wait_for(lambda stats: not stats.open_connections, WAIT)
+
+
+def test_version_flag_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`streamfsm --version` prints the version pyproject.toml and streamfsm.__version__ share."""
+    from importlib.metadata import version
+
+    import streamfsm
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"streamfsm {streamfsm.__version__}\n"
+    assert version("streamfsm") == streamfsm.__version__
+
+
+def test_log_level_debug_shows_the_cause_of_each_attempt(
+    sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--log-level debug shows per-attempt detail (the failed session's cause) on stderr."""
+    monkeypatch.setenv("APCA_API_KEY_ID", DEMO_KEY_ID)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "not-the-secret")
+    args = cli.build_parser().parse_args(
+        ["run", "--symbols", "AAPL", "--url", sim.url("iex"), "--log-level", "debug", "--plain"]
+    )
+    assert run_command.run(args, stdout=io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert "session_ended" in err
+    assert "auth failed" in err
+    assert "not-the-secret" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--url", "http://127.0.0.1:1/v2/iex"],
+        ["--url", "ws://example.com/v2/iex"],
+        ["--max-age", "nan"],
+        ["--max-age", "-1"],
+        ["--log-level", "loud"],
+    ],
+)
+def test_invalid_flags_exit_2_with_one_line(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad --url, --max-age or --log-level is a usage error naming the flag, not a crash."""
+    monkeypatch.setenv("APCA_API_KEY_ID", DEMO_KEY_ID)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", DEMO_SECRET)
+    try:
+        status = cli.main(["run", "--symbols", "AAPL", *argv])
+    except SystemExit as exited:  # argparse's own usage errors
+        status = int(exited.code or 0)
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert any(word in err for word in ("url", "max-age", "log-level"))
+
+
+def test_sim_credentials_flag_sets_the_accepted_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """`sim --credentials KEY:SECRET` parses at the first colon; a malformed pair is refused."""
+    parser = cli.build_parser()
+    args = parser.parse_args(["sim", "--credentials", "PKMINE0001:my-secret:with-colon"])
+    assert args.credentials == [("PKMINE0001", "my-secret:with-colon")]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sim", "--credentials", "only-a-secret-typed-here"])
+    err = capsys.readouterr().err
+    assert "only-a-secret-typed-here" not in err
+    assert "KEY_ID:SECRET" in err
+
+
+def test_sim_serves_the_key_given_on_the_command_line() -> None:
+    """A simulator started with --credentials accepts that key and prints its key id."""
+    env = dict(os.environ)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamfsm", "sim", "--credentials", "PKMINE0001:my-secret"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        lines = [process.stdout.readline() for _ in range(5)]
+        assert any("key id: PKMINE0001" in line for line in lines)
+        from streamfsm import Credentials, StalePolicy, StreamConfig, StreamController
+
+        got = threading.Event()
+        ctl = StreamController(
+            Credentials("PKMINE0001", "my-secret"),
+            StreamConfig(url=url, stale=StalePolicy(quotes=None)),
+            on_quote=lambda _q: got.set(),
+            symbols=["AAPL"],
+        )
+        ctl.start()
+        try:
+            assert got.wait(WAIT)
+        finally:
+            ctl.stop()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(WAIT)
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.close()
+        process.stderr.close()

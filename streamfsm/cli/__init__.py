@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
-from streamfsm import __version__
+import streamfsm
 
 __all__ = ["main"]
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="streamfsm",
         description="Keep an Alpaca market-data WebSocket alive, correct and auditable.",
     )
-    parser.add_argument("--version", action="version", version=f"streamfsm {__version__}")
+    parser.add_argument("--version", action="version", version=f"streamfsm {streamfsm.__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMANDS.values():
         importlib.import_module(module_name).add_parser(subparsers)
