@@ -582,7 +582,10 @@ def test_verify_command_checks_several_files_each_on_its_own(
     second = write_lines(tmp_path / "second.jsonl", as_lines(walk(*SESSION)))
     assert run_cli("verify", str(session_file), str(second)) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in out] == [str(session_file), str(second)]
+    assert [line.split(": ")[0] for line in out if ": ok" in line] == [
+        str(session_file),
+        str(second),
+    ]
     broken = as_lines(walk(*SESSION))
     del broken[3]
     third = write_lines(tmp_path / "third.jsonl", broken)
