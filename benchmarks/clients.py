@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import msgpack
 import msgspec
 import websockets
 
+from benchmarks.picows_loop import bare_picows
 from benchmarks.server import SYMBOLS
 from streamfsm.config import OverflowPolicy, StreamConfig
 from streamfsm.controller import StreamController
@@ -60,29 +62,60 @@ class Sample:
 
 
 class Counter:
-    """The user callback: counts quotes, stamps the first and the N-th, then sets ``done``."""
+    """Counts quotes, stamps wall and CPU time at the first and at the N-th, then sets ``done``.
+
+    ``on_message`` is the user callback of the per-message clients: a closure whose per-message
+    work is one increment and one comparison, so the clients are compared on their own cost, not
+    on the callback's. ``add`` counts a whole frame for the per-frame loops.
+    """
 
     def __init__(self, target: int) -> None:
         self.target = target
-        self.count = 0
         self.done = threading.Event()
         self.first_wall = self.first_cpu = self.last_wall = self.last_cpu = 0.0
+        self.first_count = self.last_count = 0
+        self.count = 0
+        count = 0
+        mark = 1
 
-    def __call__(self, _message: object) -> None:
-        """Count one quote."""
-        self.count += 1
-        if self.count == 1:
+        def on_message(_message: object) -> None:
+            nonlocal count, mark
+            count += 1
+            if count >= mark:
+                self.count = count
+                self._stamp()
+                mark = target if count < target else sys.maxsize
+
+        self.on_message = on_message
+
+    def __call__(self, message: object) -> None:
+        """Count one quote (for runners that wrap the callback)."""
+        self.on_message(message)
+
+    def add(self, quotes: int) -> None:
+        """Count a frame of ``quotes`` quotes at once."""
+        before = self.count
+        self.count += quotes
+        if before == 0 or (before < self.target <= self.count):
+            self._stamp()
+
+    def _stamp(self) -> None:
+        if self.first_count == 0:
             self.first_wall, self.first_cpu = time.perf_counter(), time.process_time()
-        elif self.count == self.target:
+            self.first_count = self.count
+        elif self.count >= self.target and not self.done.is_set():
             self.last_wall, self.last_cpu = time.perf_counter(), time.process_time()
+            self.last_count = self.count
             self.done.set()
 
     def sample(self) -> Sample:
-        """The measurement, from the second to the N-th quote (the first starts the clocks)."""
+        """The measurement, from the first stamp to the N-th quote."""
         if not self.done.is_set():
             raise TimeoutError(f"received {self.count} of {self.target} quotes")
         return Sample(
-            self.target - 1, self.last_wall - self.first_wall, self.last_cpu - self.first_cpu
+            self.last_count - self.first_count,
+            self.last_wall - self.first_wall,
+            self.last_cpu - self.first_cpu,
         )
 
 
@@ -121,7 +154,7 @@ def _streamfsm(mode: str) -> Callable[[str, int], Sample]:
         controller = StreamController(
             credentials(),
             lossless(url, messages),
-            on_quote=counter,
+            on_quote=counter.on_message,
             models=mode,
             symbols=SYMBOLS,
         )
@@ -211,41 +244,54 @@ async def _handshake(ws: Any) -> None:
 
 
 async def _bare_msgpack(url: str, counter: Counter) -> None:
+    """The naive reference: msgpack.unpackb per frame, counted per frame."""
+    unpack = msgpack.unpackb
     async with websockets.connect(
         url, additional_headers=MSGPACK_HEADERS, max_size=MAX_FRAME_BYTES
     ) as ws:
         await _handshake(ws)
         while not counter.done.is_set():
-            for message in msgpack.unpackb(await ws.recv()):
-                if message["T"] == "q":
-                    counter(message)
+            counter.add(len(unpack(await ws.recv())))
 
 
-class _Subscription(msgspec.Struct, tag_field="T", tag="subscription"):
+class _Subscription(msgspec.Struct, tag_field="T", tag="subscription", gc=False):
     """The subscription ack; its fields are not needed."""
 
 
-class _Success(msgspec.Struct, tag_field="T", tag="success"):
+class _Success(msgspec.Struct, tag_field="T", tag="success", gc=False):
     """A success control message."""
 
 
-class _Error(msgspec.Struct, tag_field="T", tag="error"):
+class _Error(msgspec.Struct, tag_field="T", tag="error", gc=False):
     """An error control message."""
 
 
+#: The typed union a bare client decodes every frame into (gc=False structs, as streamfsm's).
 _FRAME = msgspec.msgpack.Decoder(list[Quote | _Subscription | _Success | _Error])
 
 
 async def _bare_msgspec(url: str, counter: Counter) -> None:
+    """The floor: a typed-union decode per frame, counted per frame, no per-message work."""
     decode = _FRAME.decode
     async with websockets.connect(
         url, additional_headers=MSGPACK_HEADERS, max_size=MAX_FRAME_BYTES
     ) as ws:
         await _handshake(ws)
         while not counter.done.is_set():
+            counter.add(len(decode(await ws.recv())))
+
+
+async def _bare_msgspec_callback(url: str, counter: Counter) -> None:
+    """The floor of a callback API: the same decode, then one Python call per message."""
+    decode = _FRAME.decode
+    on_message = counter.on_message
+    async with websockets.connect(
+        url, additional_headers=MSGPACK_HEADERS, max_size=MAX_FRAME_BYTES
+    ) as ws:
+        await _handshake(ws)
+        while not counter.done.is_set():
             for message in decode(await ws.recv()):
-                if type(message) is Quote:
-                    counter(message)
+                on_message(message)
 
 
 def _bare(loop_body: Callable[[str, Counter], Any]) -> Callable[[str, int], Sample]:
@@ -266,6 +312,8 @@ CLIENTS: Final[dict[str, Callable[[str, int], Sample]]] = {
     "alpaca-py typed": _alpaca(raw=False),
     "websockets + msgpack": _bare(_bare_msgpack),
     "websockets + msgspec": _bare(_bare_msgspec),
+    "websockets + msgspec + callback": _bare(_bare_msgspec_callback),
+    "picows + msgspec": _bare(bare_picows),
 }
 
 

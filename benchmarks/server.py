@@ -1,8 +1,8 @@
 """The benchmark's simulator process: ``python -m benchmarks.server replay|walk [options]``.
 
 Runs :class:`streamfsm.sim.Simulator` in its own process (own core, own GIL) and prints its
-iex URL as the first line of stdout. ``replay`` serves pre-encoded msgpack frames of quotes as
-fast as the socket takes them (throughput); ``walk`` serves the simulator's random walk at a
+iex URL as the first line of stdout. ``replay`` serves pre-encoded, pre-deflated msgpack frames of quotes as
+fast as the socket takes them (:mod:`benchmarks.replay`, throughput); ``walk`` serves the simulator's random walk at a
 fixed rate (lifecycle figures). Exits on SIGTERM, SIGINT or when stdin closes.
 """
 
@@ -20,7 +20,7 @@ from typing import Any, Final
 import msgspec
 
 from streamfsm.config import Feed
-from streamfsm.sim import Replay, SimConfig, Simulator
+from streamfsm.sim import SimConfig, Simulator
 
 __all__ = ["QUOTES_PER_FRAME", "SYMBOLS", "build_frames", "main"]
 
@@ -79,7 +79,8 @@ def build_frames(total_messages: int) -> tuple[tuple[bytes, ...], int]:
     return tuple(frames), total_frames // distinct
 
 
-async def _serve(config: SimConfig) -> None:
+async def _serve(config: SimConfig | None, replay_messages: int = 0) -> None:
+    """Serve the walk simulator for ``config``, or the prepared replay when it is None."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
@@ -89,6 +90,17 @@ async def _serve(config: SimConfig) -> None:
     # Logs may go to stdout; only the URL may: point fd 1 at stderr, keep the pipe for the URL.
     pipe = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    if config is None:
+        from benchmarks.replay import ReplayServer
+
+        replay = ReplayServer(replay_messages)
+        pipe.write(f"{await replay.start()}\n")
+        pipe.close()
+        try:
+            await stop.wait()
+        finally:
+            await replay.close()
+        return
     async with Simulator(config) as sim:
         pipe.write(f"{sim.url(Feed.IEX)}\n")
         pipe.close()
@@ -109,10 +121,9 @@ def main(argv: list[str] | None = None) -> None:
         "close_timeout": 0.1,
     }
     if args.mode == "replay":
-        frames, repeat = build_frames(args.messages)
-        config = SimConfig(rate=0.0, replay=Replay(frames=frames, repeat=repeat), **common)
-    else:
-        config = SimConfig(rate=args.rate, batch=args.batch, **common)
+        asyncio.run(_serve(None, args.messages))
+        return
+    config = SimConfig(rate=args.rate, batch=args.batch, **common)
     asyncio.run(_serve(config))
 
 
