@@ -35,6 +35,11 @@ SAMPLE_EVERY: Final = 0.25
 CONNECT_TIMEOUT: Final = 10.0
 #: Memory growth that still counts as flat: interpreter caches and allocator slack.
 FLAT_GROWTH_MB: Final = 25.0
+#: Ages of the first 1/WARMUP_SHARE of the quotes are not judged (the connection warming up).
+WARMUP_SHARE: Final = 10
+P99: Final = 0.99
+#: A quote is aged at most one slice of callbacks (1 ms) and one slow callback past the bound.
+SLICE_SLACK_MS: Final = 5.0
 _PAGE_BYTES: Final = 4096
 _MB: Final = 1024 * 1024
 
@@ -46,13 +51,19 @@ def _rss_mb() -> float:
 
 
 class _SlowConsumer:
-    """A callback that works ``SLOWDOWN`` times longer per quote than the feed leaves it."""
+    """A callback that works ``SLOWDOWN`` times longer per quote than the feed leaves it.
+
+    It records each quote's age on arrival: now minus the simulator's stamp, taken just before
+    the frame was encoded (both processes read the same wall clock).
+    """
 
     def __init__(self) -> None:
         self.delivered = 0
         self.seconds = SLOWDOWN / MEMORY_RATE
+        self.ages: list[float] = []
 
-    def __call__(self, _quote: Any) -> None:
+    def __call__(self, quote: Any) -> None:
+        self.ages.append(time.time() - quote.timestamp.timestamp())
         self.delivered += 1
         busy_until = time.perf_counter() + self.seconds
         while time.perf_counter() < busy_until:
@@ -85,7 +96,13 @@ def measure_memory(url: str, messages: int) -> dict[str, Any]:
     final = controller.health()
     received = final.messages["quotes"]
     growth = rss_peak - rss_start
+    ages = sorted(consumer.ages[len(consumer.ages) // WARMUP_SHARE :])
     return {
+        "age_max_ms": ages[-1] * 1e3 if ages else float("nan"),
+        "age_p99_ms": ages[int(len(ages) * P99)] * 1e3 if ages else float("nan"),
+        "age_median_ms": ages[len(ages) // 2] * 1e3 if ages else float("nan"),
+        "max_age_ms": config.dispatch_max_age * 1e3 if config.dispatch_max_age else float("inf"),
+        "slice_ms": SLICE_SLACK_MS,
         "received": received,
         "delivered": consumer.delivered,
         "dropped": final.dropped_messages,

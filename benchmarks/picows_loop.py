@@ -65,7 +65,7 @@ async def bare_picows(url: str, counter: Counter) -> None:
             if self.frames == 1:
                 auth = {"action": "auth", "key": DEMO_KEY_ID, "secret": DEMO_SECRET}
                 transport.send(WSMsgType.BINARY, _ENCODE(auth))
-            elif self.frames == 2:  # noqa: PLR2004 - the second handshake frame
+            elif self.frames == 2:
                 subscribe = {"action": "subscribe", "quotes": list(SYMBOLS)}
                 transport.send(WSMsgType.BINARY, _ENCODE(subscribe))
 

@@ -179,7 +179,7 @@ class ReplayServer:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         accept = base64.b64encode(
-            hashlib.sha1(headers["sec-websocket-key"].encode() + _GUID).digest()  # noqa: S324 - RFC 6455
+            hashlib.sha1(headers["sec-websocket-key"].encode() + _GUID).digest()
         ).decode()
         deflate = "permessage-deflate" in headers.get("sec-websocket-extensions", "")
         lines = [

@@ -1,9 +1,10 @@
 """The benchmark's simulator process: ``python -m benchmarks.server replay|walk [options]``.
 
-Runs :class:`streamfsm.sim.Simulator` in its own process (own core, own GIL) and prints its
-iex URL as the first line of stdout. ``replay`` serves pre-encoded, pre-deflated msgpack frames of quotes as
-fast as the socket takes them (:mod:`benchmarks.replay`, throughput); ``walk`` serves the simulator's random walk at a
-fixed rate (lifecycle figures). Exits on SIGTERM, SIGINT or when stdin closes.
+Runs a server in its own process (own core, own GIL) and prints its iex URL as the first line
+of stdout. ``replay`` serves pre-encoded, pre-deflated msgpack frames of quotes as fast as the
+socket takes them (:mod:`benchmarks.replay`, throughput); ``walk`` serves
+:class:`streamfsm.sim.Simulator`'s random walk at a fixed rate (lifecycle figures). Exits on
+SIGTERM, SIGINT or when stdin closes.
 """
 
 from __future__ import annotations

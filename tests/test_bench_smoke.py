@@ -23,6 +23,7 @@ TOP_LEVEL_KEYS: Final = {
     "idle_cpu",
     "budgets",
     "reading",
+    "profile",
 }
 CLIENTS: Final = {
     "streamfsm fast",
@@ -32,6 +33,8 @@ CLIENTS: Final = {
     "alpaca-py typed",
     "websockets + msgpack",
     "websockets + msgspec",
+    "websockets + msgspec + callback",
+    "picows + msgspec",
 }
 
 

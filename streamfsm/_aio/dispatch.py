@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import itertools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -276,43 +275,53 @@ class Dispatcher:
             self.discarded += len(messages)
             return True
         self.current_received_at = received_at
-        rest = iter(messages)
-        remaining = len(messages)
         started = time.perf_counter()
+        todo = messages
         try:
-            while remaining:
-                size = max(1, int(self._yield_after / self._cost)) if self._cost > 0 else remaining
-                size = min(size, remaining)
+            while todo:
+                size = int(self._yield_after / self._cost) if self._cost > 0 else len(todo)
+                later: list[Any] = []
+                if size < len(todo):  # slow callbacks: a slice of at least one message
+                    size = max(size, 1)
+                    todo, later = todo[:size], todo[size:]
+                rest = iter(todo)
                 began = time.perf_counter()
-                chunk = rest if size == remaining else itertools.islice(rest, size)
-                handled = self._slice(chunk, kind)
+                unheard = self._slice(rest, kind)
+                left = list(rest)  # empty unless the slice was interrupted
                 ended = time.perf_counter()
-                self._cost = (ended - began) / max(handled, 1)
-                remaining -= handled
+                handled = len(todo) - len(left)
+                self.delivered += handled - unheard
+                self._cost = (ended - began) / (handled or 1)
+                left += later
                 if self._closed:
-                    self.discarded += remaining
+                    self.discarded += len(left)
                     return True
-                if not remaining:
-                    return self._pending is None
+                if not left:
+                    break
                 if self._pending is not None or ended - started > self._yield_after:
-                    self._backlog.push_front(list(rest), received_at, self._clock())
+                    self._backlog.push_front(left, received_at, self._clock())
                     return False
+                todo = left
             return self._pending is None
         finally:
             self.current_received_at = None
 
-    def _slice(self, chunk: Iterator[Any] | list[Any], kind: type | None) -> int:
-        """Deliver ``chunk`` until it ends, the dispatcher closes or a callback returns an
-        awaitable; return how many messages were handled."""
+    def _slice(self, rest: Iterator[Any], kind: type | None) -> int:
+        """Deliver from ``rest`` until it ends, the dispatcher closes or a callback returns an
+        awaitable; what is left stays in ``rest``. Returns how many messages had no callback."""
         delivery = self._deliveries.get(kind) if kind is not None else None
-        if delivery is not None and delivery.convert is None:
-            return self._slice_plain(chunk, delivery)
+        if delivery is not None:
+            if delivery.convert is None:
+                self._slice_plain(rest, delivery)
+            else:
+                self._slice_converted(rest, delivery, delivery.convert)
+            return 0
         deliveries = self._deliveries
-        handled = 0
-        for message in chunk:
-            handled += 1
+        unheard = 0
+        for message in rest:
             delivery = deliveries.get(type(message))
             if delivery is None:
+                unheard += 1
                 continue
             convert = delivery.convert
             try:
@@ -320,20 +329,17 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - a user callback must never kill the stream
                 self._callback_failed(delivery, message, exc)
                 result = None
-            self.delivered += 1
             if result is not None and inspect.isawaitable(result):
                 self._pending = _Pending(result, delivery, message)
-                return handled
+                return unheard
             if self._closed:
-                return handled
-        return handled
+                return unheard
+        return unheard
 
-    def _slice_plain(self, chunk: Iterator[Any] | list[Any], delivery: Delivery) -> int:
-        """:meth:`_slice` for one type and a callback that takes the struct as it is."""
+    def _slice_plain(self, rest: Iterator[Any], delivery: Delivery) -> None:
+        """:meth:`_slice` for a frame of one type whose callback takes the struct as it is."""
         callback = delivery.callback
-        handled = 0
-        for message in chunk:
-            handled += 1
+        for message in rest:
             try:
                 result = callback(message)
             except Exception as exc:  # noqa: BLE001 - a user callback must never kill the stream
@@ -341,11 +347,26 @@ class Dispatcher:
                 result = None
             if result is not None and inspect.isawaitable(result):
                 self._pending = _Pending(result, delivery, message)
-                break
+                return
             if self._closed:
-                break
-        self.delivered += handled
-        return handled
+                return
+
+    def _slice_converted(
+        self, rest: Iterator[Any], delivery: Delivery, convert: Callable[[Any], Any]
+    ) -> None:
+        """:meth:`_slice` for a frame of one type whose callback takes a converted model."""
+        callback = delivery.callback
+        for message in rest:
+            try:
+                result = callback(convert(message))
+            except Exception as exc:  # noqa: BLE001 - a user callback must never kill the stream
+                self._callback_failed(delivery, message, exc)
+                result = None
+            if result is not None and inspect.isawaitable(result):
+                self._pending = _Pending(result, delivery, message)
+                return
+            if self._closed:
+                return
 
     async def _await(self, pending: _Pending) -> None:
         if self._closed:
