@@ -1,9 +1,10 @@
 """One connection attempt and, if it succeeds, its stream: the I/O side of ``connecting``.
 
-A :class:`Session` runs as one task in the controller's task group. It opens the socket,
-waits for the welcome, authenticates, subscribes, and reports ``session_ready`` to the core;
-then it reads frames until the connection ends and reports ``session_ended``. Every wait has a
-deadline from the configuration. Market data goes straight from the decoder to the tracker and the
+A :class:`Session` runs as one task in the engine's task group. It opens the socket and then only
+pumps: frames from the socket and the handshake's deadline into the sans-I/O
+:class:`~streamfsm._core.handshake.SessionProtocol`, the messages it wants sent back to the
+socket, and the events it produces to the core as values (``SessionReady``, ``SessionEnded``,
+``ChangeAcknowledged``, ...). Market data goes straight from the protocol to the tracker and the
 dispatcher: the hot path never touches the state machine.
 
 A session that is cancelled (the core asked to close it) reports nothing: the core has already
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 from streamfsm._aio.dispatch import Dispatcher
 from streamfsm._aio.transport import WebSocketTransport
@@ -27,33 +27,24 @@ from streamfsm._core.commands import (
     SessionEnded,
     SessionReady,
 )
-from streamfsm._core.protocol import (
-    Authenticated,
-    Connected,
-    FrameDecoder,
-    ServerErrorEvent,
-    SubscriptionAck,
-    content_type,
-    encode_auth,
-    encode_subscribe,
-    encode_unsubscribe,
+from streamfsm._core.handshake import (
+    ChangeAcked,
+    ChangeRefused,
+    FrameSkipped,
+    HandshakeDone,
+    ServerWarning,
+    SessionFailed,
+    SessionProtocol,
 )
-from streamfsm._core.subscriptions import EMPTY, Subscription
+from streamfsm._core.protocol import content_type
+from streamfsm._core.subscriptions import Subscription
 from streamfsm._core.tracking import DataTracker
 from streamfsm.config import StreamConfig
 from streamfsm.credentials import Credentials
-from streamfsm.errors import (
-    ConnectTimeoutError,
-    InternalError,
-    RemoteProtocolError,
-    ServerError,
-    StreamError,
-)
+from streamfsm.errors import InternalError, StreamError
 from streamfsm.logs import StreamLogger
 
 __all__ = ["Session"]
-
-_E = TypeVar("_E")
 
 
 class Session:
@@ -85,7 +76,7 @@ class Session:
         self._log = log.bind(
             connection_id=command.connection_id, epoch=command.epoch, attempt=command.attempt
         )
-        self._decoder = FrameDecoder(config.encoding)
+        self._protocol: SessionProtocol | None = None
         self._transport: WebSocketTransport | None = None
 
     async def run(self) -> None:
@@ -113,93 +104,89 @@ class Session:
 
     async def send_change(self, action: str, symbols: Subscription) -> None:
         """Send one subscribe or unsubscribe message; a closed socket is the reader's to report."""
-        if self._transport is None:
+        protocol = self._protocol
+        if protocol is None or protocol.failed:
             return
-        encode = encode_subscribe if action == "subscribe" else encode_unsubscribe
+        protocol.send_change(action, symbols)
         try:
-            await self._transport.send(encode(symbols, self._config.encoding))
+            await self._flush()
         except StreamError as error:
             # The reader sees the same closed socket and reports it; nothing to add here.
             self._log.debug("send_failed", error=str(error))
 
-    # ------------------------------------------------------------ handshake
+    # ------------------------------------------------------------ pumping
 
     async def _open(self) -> None:
+        """Open the socket, then pump the handshake until the protocol streams or fails.
+
+        Raises:
+            StreamError: the transport's failure, or the protocol's (a server error, a timeout,
+                a malformed frame).
+        """
         config = self._config
         self._log.debug("session_opening", url=config.endpoint)
         self._transport = await WebSocketTransport.open(
             config.endpoint, config, {"Content-Type": content_type(config.encoding)}
         )
-        await self._expect(Connected, "welcome", config.connect_timeout)
-        await self._transport.send([encode_auth(self._credentials, config.encoding)])
-        await self._expect(Authenticated, "auth", config.auth_timeout)
-        ack, rejection = EMPTY, None
-        if self._subscription:
-            await self._transport.send(encode_subscribe(self._subscription, config.encoding))
+        protocol = SessionProtocol(self._credentials, self._subscription, config, now=self._clock())
+        self._protocol = protocol
+        transport = self._transport
+        while (deadline := protocol.deadline) is not None:
+            await self._flush()
             try:
-                acked = await self._expect(SubscriptionAck, "subscribe", config.subscribe_timeout)
-                ack = acked.subscription
-            except ServerError as error:
-                if not error.rejects_change:
-                    raise
-                rejection = error
-        self._send(SessionReady(self.epoch, ack, rejection))
-
-    async def _expect(self, kind: type[_E], phase: str, seconds: float) -> _E:
-        """Read until a ``kind`` control event arrives; an error message raises its error.
-
-        Raises:
-            ConnectTimeoutError: when ``seconds`` pass first.
-            ServerError: the typed error for an error message.
-            RemoteProtocolError: when a frame is malformed during the handshake.
-            ConnectionClosedError: when the socket closes.
-        """
-        assert self._transport is not None  # opened before any expectation
-        try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    decoded = self._decoder.decode(await self._transport.recv())
-                    for event in decoded.control:
-                        if isinstance(event, ServerErrorEvent):
-                            raise event.error()
-                        if isinstance(event, kind):
-                            return event
-        except TimeoutError as exc:
-            raise ConnectTimeoutError(phase, seconds) from exc
-
-    # ------------------------------------------------------------ streaming
+                async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                    frame = await transport.recv()
+            except TimeoutError:
+                protocol.timeout(self._clock())
+            else:
+                protocol.receive_frame(frame, self._clock())
+            self._events()
 
     async def _stream(self) -> None:
-        assert self._transport is not None  # opened by _open
-        transport = self._transport
-        decoder = self._decoder
-        tracker = self._tracker
-        dispatcher = self._dispatcher
+        assert self._transport is not None  # set by _open
+        assert self._protocol is not None
+        recv = self._transport.recv
+        receive = self._protocol.receive_frame
+        protocol = self._protocol
+        observe = self._tracker.observe
+        put = self._dispatcher.put
         clock = self._clock
         while True:
-            frame = await transport.recv()
-            try:
-                decoded = decoder.decode(frame)
-            except RemoteProtocolError as error:
-                tracker.malformed_frames += 1
-                self._log.warning("malformed_frame", error=str(error))
-                continue
-            if decoded.skipped:
-                tracker.skipped_messages += decoded.skipped
-            if decoded.data:
-                now = clock()
-                dispatcher.put(decoded.data, now, tracker.observe(decoded.data, now))
-            for event in decoded.control:
-                self._control(event)
+            frame = await recv()
+            now = clock()
+            data = receive(frame, now)
+            if data:
+                put(data, now, observe(data, now))
+            if protocol.has_events:
+                self._events()
 
-    def _control(self, event: Any) -> None:
-        if isinstance(event, SubscriptionAck):
-            self._send(ChangeAcknowledged(self.epoch, event.subscription))
-        elif isinstance(event, ServerErrorEvent):
-            error = event.error()
-            if error.rejects_change:
-                self._send(ChangeRejected(self.epoch, error))
-            elif error.fatal:
-                raise error
-            else:
-                self._report(error)
+    async def _flush(self) -> None:
+        assert self._transport is not None  # set by _open
+        assert self._protocol is not None
+        for message in self._protocol.data_to_send():
+            await self._transport.send(message)
+
+    def _events(self) -> None:
+        """Carry the protocol's events to the core and the tracker.
+
+        Raises:
+            StreamError: the session's failure, when the protocol failed.
+        """
+        assert self._protocol is not None  # set by _open
+        for event in self._protocol.events_received():
+            match event:
+                case HandshakeDone(ack=ack, rejection=rejection):
+                    self._send(SessionReady(self.epoch, ack, rejection))
+                case ChangeAcked(subscription=subscription):
+                    self._send(ChangeAcknowledged(self.epoch, subscription))
+                case ChangeRefused(error=error):
+                    self._send(ChangeRejected(self.epoch, error))
+                case ServerWarning(error=error):
+                    self._report(error)
+                case FrameSkipped(error=error, messages=messages):
+                    if error is not None:
+                        self._tracker.malformed_frames += 1
+                        self._log.warning("malformed_frame", error=str(error))
+                    self._tracker.skipped_messages += messages
+                case SessionFailed(error=error):
+                    raise error

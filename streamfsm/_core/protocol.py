@@ -16,9 +16,9 @@ message is skipped and counted. A control message is never skipped silently (the
 would wait for it): a malformed one raises :class:`~streamfsm.errors.RemoteProtocolError`, as
 does a frame that is not an array at all.
 
-The module knows nothing of time, sockets or state. The controller drives the handshake: it
-opens the socket with :func:`auth_headers` or sends :func:`encode_auth`, waits for
-:class:`Connected` and :class:`Authenticated`, sends :func:`encode_subscribe` and waits for the
+The module knows nothing of time, sockets or state. The handshake
+(:mod:`streamfsm._core.handshake`) waits for :class:`Connected`, sends :func:`encode_auth`, waits
+for :class:`Authenticated`, sends :func:`encode_subscribe` and waits for the
 :class:`SubscriptionAck`, whose set is the server's whole current subscription. A
 :class:`ServerErrorEvent` can come at any point; :func:`is_fatal` on its
 :meth:`~ServerErrorEvent.error` says whether retrying can help, from the one table in
