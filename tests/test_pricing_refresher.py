@@ -91,7 +91,8 @@ def test_a_refresh_stores_tracked_symbols_with_the_time_it_returned(
     assert set(stored) == {"AAPL"}
     assert stored["AAPL"].source is Source.REST
     assert stored["AAPL"].received_at == 50.0
-    assert setup.refresher.quotes["AAPL"][1:] == (50.0, 1000.0)
+    assert stored["AAPL"].received_wall.timestamp() == 1000.0
+    assert setup.refresher.quotes["AAPL"][1] == 50.0
     assert setup.refresher.refreshes == 1
 
 
@@ -109,7 +110,7 @@ def test_an_older_quote_or_one_for_another_symbol_is_not_stored(
 ) -> None:
     """A REST answer never replaces a newer stored quote, nor files a quote under another name."""
     newer = quote(190.0, 190.1, timestamp=NOW + timedelta(seconds=5))
-    setup.refresher.quotes["AAPL"] = (newer, 40.0, 990.0)
+    setup.refresher.quotes["AAPL"] = (newer, 40.0)
     source.quotes["MSFT"] = quote(1.0, 1.1)  # symbol AAPL under the key MSFT
     assert setup.refresher.refresh(None) == {}
     assert setup.refresher.quotes["AAPL"][0] is newer

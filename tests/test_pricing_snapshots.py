@@ -64,3 +64,12 @@ def test_fractional_sizes_stay_exact_decimals() -> None:
     assert TradeSnapshot.from_trade(trade, received_at=1, received_wall=1, now=1).size == Decimal(
         "0.1"
     )
+
+
+def test_integer_sizes_from_the_wire_are_exact() -> None:
+    """Shares and contracts arrive as integers (stocks, options) and stay whole Decimals."""
+    option = quote(1.25, 1.3, symbol="AAPL240119C00190000", bid_size=12, ask_size=2**40)
+    snapshot = QuoteSnapshot.from_quote(option, received_at=1, received_wall=1, now=1)
+    assert (snapshot.bid_size, snapshot.ask_size) == (Decimal(12), Decimal(2**40))
+    assert str(snapshot.bid_size) == "12"
+    assert snapshot.symbol == "AAPL240119C00190000"

@@ -249,7 +249,7 @@ class Refresher:
                     or (previous is not None and previous[0].timestamp > quote.timestamp)
                 ):
                     continue
-                self.quotes[symbol] = (quote, received_at, received_wall)
+                self.quotes[symbol] = (quote, received_at)
                 stored[symbol] = QuoteSnapshot.from_quote(
                     quote,
                     received_at=received_at,

@@ -160,7 +160,7 @@ class PricingService:
         log = self._log = StreamLogger(
             "streamfsm.pricing", component="pricing", correlation_id=self.correlation_id
         )
-        self._store = PriceStore(self.controller.is_connected, self.max_age)
+        self._store = PriceStore(self.controller.is_connected, self.max_age, self._wall_of)
         self._membership = Membership(
             self.max_symbols, clock=self._clock, apply=self._apply, forget=self._forget, log=log
         )
@@ -349,17 +349,21 @@ class PricingService:
 
         A quote with a price that is not a finite number >= 0 is skipped and counted.
         """
-        lag = self.controller.delivery_lag()
-        stored = self._store.put_quote(quote, self._clock() - lag, self._wall() - lag)
-        if stored and self._user_quote is not None:
+        if self._store.put_quote(quote, self._arrival()) and self._user_quote is not None:
             self._user_quote(quote)
 
     def _on_trade(self, trade: Trade) -> None:
         """Hot path: one dict write, then the user's hook (dated and checked as quotes are)."""
-        lag = self.controller.delivery_lag()
-        stored = self._store.put_trade(trade, self._clock() - lag, self._wall() - lag)
-        if stored and self._user_trade is not None:
+        if self._store.put_trade(trade, self._arrival()) and self._user_trade is not None:
             self._user_trade(trade)
+
+    def _arrival(self) -> float:
+        """The monotonic time the frame being delivered arrived (now, outside a delivery)."""
+        return self._clock() - self.controller.delivery_lag()
+
+    def _wall_of(self, arrival: float) -> float:
+        """The wall-clock time (epoch seconds) of the monotonic time ``arrival``."""
+        return self._wall() - (self._clock() - arrival)
 
     def _on_transition(self, record: TransitionRecord) -> None:
         """Note when the session is lost; wake the refresher on losses and failed attempts."""

@@ -28,10 +28,10 @@ __all__ = [
     "TradeSnapshot",
 ]
 
-#: A stored quote: (the quote, monotonic arrival time, wall-clock arrival time in epoch seconds).
-QuoteEntry = tuple[Quote, float, float]
+#: A stored quote: (the quote, the monotonic time its frame arrived).
+QuoteEntry = tuple[Quote, float]
 #: A stored trade, as :data:`QuoteEntry`.
-TradeEntry = tuple[Trade, float, float]
+TradeEntry = tuple[Trade, float]
 
 #: The two sides of a quote must both be quoted (price above zero) for a mid and a spread.
 _TWO: Final = Decimal(2)
@@ -58,7 +58,11 @@ def _wall(seconds: float) -> datetime:
 
 
 def _decimal_size(size: float) -> Decimal:
-    """A size as Decimal: whole numbers without a fraction (``9``, not ``9.0``)."""
+    """A size as Decimal: shares and contracts (integers on the wire) as they are, whole floats
+    without a fraction (``9``, not ``9.0``), crypto quantities from their shortest decimal form
+    (``0.0042``, not the binary expansion)."""
+    if isinstance(size, int):
+        return Decimal(size)
     return Decimal(int(size)) if size.is_integer() else decimal_price(size)
 
 

@@ -1,17 +1,17 @@
 """The latest stream quote and trade per symbol, written by the stream's loop, read anywhere.
 
 :class:`PriceStore` is the hot path of the pricing service and the judge of staleness. The loop
-stores one tuple ``(message, arrival, wall)`` per message in a dict keyed by symbol: no lock, no
+stores one pair ``(message, arrival)`` per message in a dict keyed by symbol: no lock, no
 allocation beyond that tuple, no conversion. A dict item assignment is atomic (under the GIL,
 and per object in free-threaded builds), so a reader sees either the previous tuple or the new
 one, never a torn value.
 
-A read builds a snapshot in the reader's thread. The ``Decimal`` conversion is done once per
-stored message and cached; a race between two readers only builds the same value twice. A
-read costs about 5 us on the 2-core CI box. CPython's GIL still applies: eight threads reading
-in a tight loop take the interpreter from the stream's loop thread (the convoy effect) and slow
-it down several times over; threads that read when they price, even thousands of times a second,
-leave it alone.
+A read builds a snapshot in the reader's thread. The ``Decimal`` conversion, and the wall-clock
+time of the arrival, are done once per stored message and cached; a race between two readers
+only builds the same value twice. A read costs about 5 us on the 2-core CI box. CPython's GIL
+still applies: eight threads reading in a tight loop take the interpreter from the stream's loop
+thread (the convoy effect) and slow it down several times over; threads that read when they
+price, even thousands of times a second, leave it alone.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class PriceStore:
     Args:
         connected: whether the stream is ``subscribed`` right now.
         max_age: a message that arrived longer ago than this many seconds is stale; None: never.
+        wall_of: the wall-clock time (epoch seconds) of a monotonic arrival time.
 
     Attributes:
         quotes: the latest quote per symbol with its arrival times.
@@ -57,9 +58,15 @@ class PriceStore:
         rejected: quotes and trades skipped because a price was not a finite number >= 0.
     """
 
-    def __init__(self, connected: Callable[[], bool], max_age: float | None) -> None:
+    def __init__(
+        self,
+        connected: Callable[[], bool],
+        max_age: float | None,
+        wall_of: Callable[[float], float],
+    ) -> None:
         self._connected = connected
         self._max_age = max_age
+        self._wall_of = wall_of
         # Written by the loop thread only; read anywhere.
         self.quotes: dict[str, QuoteEntry] = {}
         self.trades: dict[str, TradeEntry] = {}
@@ -71,8 +78,8 @@ class PriceStore:
 
     # ------------------------------------------------------------ the loop thread
 
-    def put_quote(self, quote: Quote, arrival: float, wall: float) -> bool:
-        """Store ``quote`` that arrived at monotonic ``arrival`` (``wall`` epoch seconds).
+    def put_quote(self, quote: Quote, arrival: float) -> bool:
+        """Store ``quote``, whose frame arrived at monotonic time ``arrival``.
 
         Returns:
             False when a price is not a finite number >= 0: it could never be priced, so it is
@@ -81,15 +88,15 @@ class PriceStore:
         if not (_sane(quote.bid_price) and _sane(quote.ask_price)):
             self.rejected += 1
             return False
-        self.quotes[quote.symbol] = (quote, arrival, wall)
+        self.quotes[quote.symbol] = (quote, arrival)
         return True
 
-    def put_trade(self, trade: Trade, arrival: float, wall: float) -> bool:
+    def put_trade(self, trade: Trade, arrival: float) -> bool:
         """Store ``trade`` as :meth:`put_quote` stores a quote."""
         if not _sane(trade.price):
             self.rejected += 1
             return False
-        self.trades[trade.symbol] = (trade, arrival, wall)
+        self.trades[trade.symbol] = (trade, arrival)
         return True
 
     def session_lost(self, at: float) -> None:
@@ -159,7 +166,7 @@ class PriceStore:
             base = cached[1]
         else:
             base = TradeSnapshot.from_trade(
-                entry[0], received_at=entry[1], received_wall=entry[2], now=entry[1]
+                entry[0], received_at=entry[1], received_wall=self._wall_of(entry[1]), now=entry[1]
             )
             self._trade_views[symbol] = (entry, base)
         return msgspec.structs.replace(
@@ -180,7 +187,11 @@ class PriceStore:
             base = cached[1]
         else:
             base = QuoteSnapshot.from_quote(
-                entry[0], received_at=entry[1], received_wall=entry[2], now=entry[1], source=source
+                entry[0],
+                received_at=entry[1],
+                received_wall=self._wall_of(entry[1]),
+                now=entry[1],
+                source=source,
             )
             self._quote_views[symbol] = (entry, base)
         return msgspec.structs.replace(base, age=max(0.0, now - entry[1]), stale_reason=reason)
