@@ -226,11 +226,13 @@ class _Session:
 
             with self.rich_live.Live(
                 console=Console(file=self.out, highlight=False, soft_wrap=True),
-                refresh_per_second=LIVE_REFRESH_PER_SECOND,
                 get_renderable=self._render,
+                auto_refresh=False,
                 redirect_stderr=True,
-            ):
-                self.fatal.wait()
+            ) as live:
+                # Redrawn on this thread: rich's refresh thread would outlive the view.
+                while not self.fatal.wait(1 / LIVE_REFRESH_PER_SECOND):
+                    live.refresh()
             return
         next_quotes = time.monotonic() + STATUS_INTERVAL
         while not self.fatal.is_set():

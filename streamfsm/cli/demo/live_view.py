@@ -27,7 +27,8 @@ __all__ = ["LiveView", "show_live"]
 
 #: Events kept for the live view.
 RECENT_EVENTS: Final = 8
-LIVE_REFRESH_PER_SECOND: Final = 8
+#: Seconds between redraws: eight a second reads as live without costing the stream CPU.
+REFRESH_INTERVAL: Final = 1 / 8
 
 
 class LiveView:
@@ -87,13 +88,16 @@ class LiveView:
         return Group(header, faults, quotes, counters, Text("recent events", style="bold"), events)
 
 
-def show_live(out: TextIO, view: LiveView, until: Callable[[], object]) -> None:
-    """Keep ``view`` live on ``out`` (a terminal) while ``until()`` runs, then leave it shown."""
+def show_live(out: TextIO, view: LiveView, wait: Callable[[float], bool]) -> None:
+    """Redraw ``view`` on ``out`` (a terminal) until the run is over, then leave it shown.
+
+    ``wait(seconds)`` waits up to that long and returns False once the run is over. The redraws
+    happen on the calling thread (rich's own refresh thread is not used, so nothing is left
+    running when this returns).
+    """
     console = Console(file=out, highlight=False, soft_wrap=True)
-    with Live(
-        console=console,
-        refresh_per_second=LIVE_REFRESH_PER_SECOND,
-        get_renderable=view.render,
-        transient=False,
-    ):
-        until()
+    with Live(console=console, get_renderable=view.render, auto_refresh=False) as live:
+        live.refresh()
+        while wait(REFRESH_INTERVAL):
+            live.refresh()
+        live.refresh()

@@ -244,9 +244,13 @@ class _Run:
         """Until the duration passes: a live view, or event lines plus periodic status lines."""
         if self.live_view is not None:
             view = self.live_view.LiveView(service, progress, script, self.options.duration)
-            self.live_view.show_live(
-                self.out, view, lambda: progress.sleep_until(self.options.duration)
-            )
+            end = self.options.duration
+
+            def wait(seconds: float) -> bool:
+                moment = min(progress.now() + seconds, end)
+                return progress.sleep_until(moment) and progress.now() < end
+
+            self.live_view.show_live(self.out, view, wait)
             return
         next_status = STATUS_INTERVAL
         while (now := progress.now()) < self.options.duration:
