@@ -172,6 +172,22 @@ class StreamController:
             )
         )
 
+    def desired(self) -> Subscription:
+        """The symbols asked for, per channel (a frozen value; safe from any thread).
+
+        A change the server refused (405) leaves it, so it is what the next change starts from.
+        """
+        return self.core.book.desired
+
+    def arrival_time(self) -> float | None:
+        """Inside a market-data callback: when the frame being delivered arrived, else None.
+
+        Monotonic seconds on the controller's clock (``time.monotonic``): the arrival time that
+        travels with the frame through the dispatcher's backlog.
+        """
+        engine = self._engine
+        return engine.dispatcher.current_received_at if engine is not None else None
+
     def delivery_lag(self) -> float:
         """Inside a market-data callback: seconds since the frame being delivered arrived.
 

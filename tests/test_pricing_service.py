@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from pricing_support import (
 
 from streamfsm._core.machine import State
 from streamfsm.errors import ConfigurationError, InvalidSymbolError
+from streamfsm.models import Quote
 from streamfsm.pricing import AlpacaLatestQuotes, PricingService, StaleReason
 from streamfsm.sim import SimulatorThread
 
@@ -251,3 +253,41 @@ def test_bad_method_arguments_raise_typed_errors_and_change_nothing() -> None:
     with pytest.raises(InvalidSymbolError):
         service.last_trade(["AAPL"])  # type: ignore[arg-type]
     assert service.quote("NOPE") is None
+
+
+#: Each quote callback takes this long, so the feed outruns the consumer and frames wait.
+SLOW_CALLBACK = 0.02
+#: A quote delivered after another callback of its frame waited at least SLOW_CALLBACK.
+VISIBLE_WAIT = SLOW_CALLBACK / 2
+
+
+def test_a_quote_that_waited_behind_slow_callbacks_is_dated_by_its_arrival(
+    sim: SimulatorThread,
+) -> None:
+    """Read in its own callback, a quote that waited behind slower callbacks shows its wait."""
+    watch = Watch()
+    service = make(sim, watch, trades=False)
+    ages: list[float] = []
+
+    def slow(quote: Quote) -> None:
+        snapshot = service.quote(quote.symbol)
+        if snapshot is not None:
+            ages.append(snapshot.age)
+        time.sleep(SLOW_CALLBACK)  # a consumer slower than the feed
+
+    watch.hook = slow
+    service.track(SYMBOLS)
+    service.start()
+    try:
+        assert watch.wait(lambda: any(age > VISIBLE_WAIT for age in ages))
+    finally:
+        service.stop()
+
+
+def test_the_controller_tells_pricing_its_desired_set_and_no_arrival_outside_a_callback() -> None:
+    """desired() follows track() without a loop; arrival_time() is None outside a delivery."""
+    service = PricingService(CREDENTIALS, trades=False)
+    service.track(["AAPL", "MSFT"])
+    assert service.controller.desired().quotes == {"AAPL", "MSFT"}
+    assert service.controller.desired().trades == frozenset()
+    assert service.controller.arrival_time() is None

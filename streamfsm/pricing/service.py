@@ -281,7 +281,7 @@ class PricingService:
         """Subscribe and unsubscribe so that the controller's desired quotes equal ``wanted``."""
         # The controller's own desired set, not a copy of it: a change the server refused
         # (405) left it, so the next hand-over asks again.
-        desired = self.controller.health().desired.quotes
+        desired = self.controller.desired().quotes
         if remove := desired - wanted:
             self.controller.unsubscribe(quotes=remove, trades=remove if self._trades else ())
         if add := wanted - desired:
@@ -359,7 +359,8 @@ class PricingService:
 
     def _arrival(self) -> float:
         """The monotonic time the frame being delivered arrived (now, outside a delivery)."""
-        return self._clock() - self.controller.delivery_lag()
+        arrival = self.controller.arrival_time()
+        return self._clock() if arrival is None else arrival
 
     def _wall_of(self, arrival: float) -> float:
         """The wall-clock time (epoch seconds) of the monotonic time ``arrival``."""
