@@ -19,7 +19,8 @@ from streamfsm._core import machine
 from streamfsm._core.machine import State
 from streamfsm._core.records import JOURNAL_SCHEMA, TransitionRecord
 from streamfsm.audit import verify as audit
-from streamfsm.audit.timeline import build_timelines, format_timelines, render_svg
+from streamfsm.audit.timeline import OutageEnd, OutageStart, build_timelines, format_timelines
+from streamfsm.audit.timeline_svg import render_svg
 from streamfsm.audit.verify import (
     Violation,
     ViolationKind,
@@ -42,6 +43,7 @@ class Step:
     reason: str = "test"
     error: str | None = None
     code: int | None = None
+    last_data: float | None = None
 
 
 def walk(
@@ -65,6 +67,7 @@ def walk(
                 error=step.error,
                 code=step.code,
                 attempt=0,
+                last_data=step.last_data,
                 prev_hash=records[-1].link() if records else None,
             )
         )
@@ -422,12 +425,55 @@ def test_time_in_states_adds_up_to_the_span() -> None:
 
 
 def test_outages_have_causes_and_durations() -> None:
-    """The drop is an outage of 1.25 s caused by connection_lost; the final stop runs to the end."""
+    """The drop is an outage of 1.25 s caused by connection_lost; the user's final stop is not."""
     [timeline] = build_timelines(walk(*SESSION))
-    drop, stop = timeline.outages
+    [drop] = timeline.outages
     assert (drop.start, drop.duration, drop.recovered, drop.seq) == (10.0, 1.25, True, 3)
     assert drop.cause == "connection_lost (server_error, SlowClientError, code 407)"
-    assert (stop.start, stop.duration, stop.recovered, stop.trigger) == (20.0, 0.0, False, "stop")
+    assert drop.start_basis is OutageStart.DETECTED
+    assert drop.ending is OutageEnd.RECOVERED
+
+
+def test_a_stop_during_an_outage_ends_it() -> None:
+    """An outage the user ends with stop lasts until the stop, marked as stopped by the user."""
+    records = walk(
+        Step("start", "connecting", 0.0),
+        Step("ready", "subscribed", 1.0),
+        Step("connection_lost", "backoff", 5.0, reason="socket_closed"),
+        Step("stop", "stopped", 6.5, reason="user"),
+    )
+    [outage] = build_timelines(records)[0].outages
+    assert (outage.start, outage.end, outage.recovered) == (5.0, 6.5, False)
+    assert outage.ending is OutageEnd.STOPPED
+
+
+def test_a_mute_socket_outage_starts_when_data_stopped() -> None:
+    """With last_data, the outage starts at the last data, and the detection time is kept too."""
+    records = walk(
+        Step("start", "connecting", 0.0),
+        Step("ready", "subscribed", 1.0),
+        Step("data_stale", "backoff", 71.0, reason="stale", last_data=10.0),
+        Step("backoff_elapsed", "connecting", 72.0),
+        Step("ready", "subscribed", 72.5),
+    )
+    [outage] = build_timelines(records)[0].outages
+    assert (outage.start, outage.detected, outage.end) == (10.0, 71.0, 72.5)
+    assert outage.start_basis is OutageStart.LAST_DATA
+    text = format_timelines(build_timelines(records))
+    assert "at 10.000 s (last data; detected at 71.000 s) for 62.500 s, recovered" in text
+    svg = render_svg(build_timelines(records))
+    assert "data stopped (last data), not yet detected" in svg
+
+
+def test_last_data_from_before_the_session_is_ignored() -> None:
+    """A last_data older than the session's entry into subscribed cannot date its outage."""
+    records = walk(
+        Step("start", "connecting", 0.0),
+        Step("ready", "subscribed", 1.0),
+        Step("connection_lost", "backoff", 5.0, last_data=0.5),
+    )
+    [outage] = build_timelines(records)[0].outages
+    assert (outage.start, outage.start_basis) == (5.0, OutageStart.DETECTED)
 
 
 def test_attempts_count_entries_into_connecting() -> None:
@@ -470,7 +516,7 @@ def test_the_text_report_names_the_numbers() -> None:
     text = format_timelines(build_timelines(walk(*SESSION)))
     assert "run 1 of 1: correlation_id run-a, seq 1..7 (7 records)" in text
     assert re.search(r"^  subscribed +18\.250 s +91\.2 %$", text, re.MULTILINE)
-    assert "outages after first reaching subscribed: 2, 1.250 s in all" in text
+    assert "outages after first reaching subscribed (a user's stop is not one): 1, 1.250 s" in text
     assert "cause: connection_lost (server_error, SlowClientError, code 407) (seq 3)" in text
     assert "connection attempts (records entering connecting): 2" in text
     assert "fatal stops: 0" in text

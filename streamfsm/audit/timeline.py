@@ -12,24 +12,25 @@ What the records can and cannot tell:
 * the state the last record enters is counted up to that record's time only (zero seconds): the
   journal does not say how long it lasted after, so the times in states add up exactly to the
   span from the first record to the last;
-* an *outage* is a period outside ``subscribed`` after the run first reached it, from the record
-  that left ``subscribed`` (its cause) to the next record that enters it again, or to the end;
+* an *outage* is a period without data after the run first reached ``subscribed``: it starts
+  when the session's data stopped (the ``last_data`` of the record that left ``subscribed``,
+  schema 2) or, when the record does not say, at that record; it ends at the next record that
+  enters ``subscribed`` again (recovered), at a user's ``stop``, or at the end of the journal.
+  Leaving ``subscribed`` by ``stop`` is not an outage: the user asked for it;
 * a *connection attempt* is a record that enters ``connecting`` (a reflexive ``restart`` counts,
   an internal transition does not); a *fatal stop* enters ``stopped`` by a row guarded by
   ``is_fatal``.
 
 The timeline assumes a journal that :func:`streamfsm.audit.verify.verify_file` accepts; on one it
-does
-not, it follows each record's ``dst`` and its numbers describe the records, not the truth.
-:func:`render_svg` draws the timelines as a dependency-free, deterministic SVG.
+does not, it follows each record's ``dst`` and its numbers describe the records, not the truth.
+:func:`streamfsm.audit.timeline_svg.render_svg` draws the timelines as a deterministic SVG.
 """
 
 from __future__ import annotations
 
-import math
+import enum
 from collections.abc import Iterable, Sequence
 from typing import Final
-from xml.sax.saxutils import escape, quoteattr
 
 import attrs
 
@@ -40,10 +41,12 @@ from streamfsm._core.records import TransitionRecord
 __all__ = [
     "Interval",
     "Outage",
+    "OutageEnd",
+    "OutageStart",
     "Timeline",
     "build_timelines",
     "format_timelines",
-    "render_svg",
+    "state_order",
 ]
 
 #: The guard that marks a row as a fatal stop.
@@ -52,6 +55,27 @@ _FATAL_GUARD: Final = "is_fatal"
 _FIRST_SEQ: Final = 1
 #: A whole, in percent.
 _PERCENT: Final = 100.0
+#: Triggers by which the user leaves ``subscribed`` on purpose: no outage.
+_DELIBERATE: Final = frozenset({"stop"})
+
+
+class OutageStart(enum.StrEnum):
+    """What an outage's start is measured from."""
+
+    #: The session's last market data (``last_data``): when data really stopped.
+    LAST_DATA = "last data"
+    #: The record that left ``subscribed`` (no ``last_data``: schema 1, or no data that session).
+    DETECTED = "detected"
+
+
+class OutageEnd(enum.StrEnum):
+    """How an outage ended."""
+
+    RECOVERED = "recovered"
+    #: The user stopped the controller during the outage.
+    STOPPED = "stopped by the user"
+    #: The journal ends during the outage.
+    OPEN = "not recovered by the end of the journal"
 
 
 @attrs.frozen
@@ -76,12 +100,16 @@ class Interval:
 
 @attrs.frozen
 class Outage:
-    """A period outside ``subscribed`` after the run first reached it.
+    """A period without data after the run first reached ``subscribed``.
 
     Attributes:
-        start: seconds from the run's first record, when ``subscribed`` was left.
-        end: when ``subscribed`` was entered again, or the run's last record.
+        start: seconds from the run's first record: when data stopped (``start_basis`` says
+            whether that is the session's last data or the record that left ``subscribed``).
+        end: when ``subscribed`` was entered again, the user's ``stop``, or the last record.
         recovered: True when ``subscribed`` was reached again within the run.
+        detected: when ``subscribed`` was left (equal to ``start`` unless measured from data).
+        start_basis: what ``start`` is measured from.
+        ending: how it ended.
         seq: the ``seq`` of the record that left ``subscribed``.
         trigger: that record's trigger (``connection_lost``, ``data_stale``, ``stop``, ...).
         reason: that record's reason.
@@ -97,6 +125,9 @@ class Outage:
     reason: str
     error: str | None
     code: int | None
+    detected: float
+    start_basis: OutageStart = OutageStart.DETECTED
+    ending: OutageEnd = OutageEnd.OPEN
 
     @property
     def duration(self) -> float:
@@ -124,7 +155,8 @@ class Timeline:
         span: seconds from the first record to the last.
         intervals: consecutive stretches per state, adjacent ones of one state merged; they
             cover ``[0, span]`` exactly.
-        outages: the periods outside ``subscribed`` after it was first reached.
+        outages: the periods without data after ``subscribed`` was first reached (a user's
+            ``stop`` is not one).
         attempts: records entering ``connecting``.
         fatal_stops: records entering ``stopped`` through a fatal-error row.
         final_state: the state the last record entered.
@@ -143,13 +175,13 @@ class Timeline:
 
     def time_in_state(self) -> dict[str, float]:
         """Seconds per state: every ``State`` in table order, then any other name seen, sorted."""
-        totals = dict.fromkeys(_state_order(interval.state for interval in self.intervals), 0.0)
+        totals = dict.fromkeys(state_order(interval.state for interval in self.intervals), 0.0)
         for interval in self.intervals:
             totals[interval.state] += interval.duration
         return totals
 
 
-def _state_order(seen: Iterable[str]) -> list[str]:
+def state_order(seen: Iterable[str]) -> list[str]:
     """Every ``State`` value in declaration order, then the other names in ``seen``, sorted."""
     known = [state.value for state in State]
     return known + sorted(set(seen) - set(known))
@@ -205,33 +237,57 @@ def _intervals(run: Sequence[TransitionRecord], origin: float) -> tuple[Interval
 
 
 def _outages(run: Sequence[TransitionRecord], origin: float) -> tuple[Outage, ...]:
-    """The periods outside ``subscribed`` after the run first reached it."""
+    """The periods without data after the run first reached ``subscribed``."""
     subscribed = State.SUBSCRIBED.value
     outages: list[Outage] = []
     leaving: TransitionRecord | None = None
+    entered_at = run[0].monotonic
     current = run[0].src
     for record in run:
         if current == subscribed and record.dst != subscribed:
-            leaving = record
+            if record.trigger not in _DELIBERATE:
+                leaving = record
         elif leaving is not None and record.dst == subscribed:
-            outages.append(_outage(leaving, record.monotonic - origin, origin, recovered=True))
+            outages.append(_outage(leaving, entered_at, record, origin, OutageEnd.RECOVERED))
             leaving = None
+        elif leaving is not None and record.trigger in _DELIBERATE:
+            outages.append(_outage(leaving, entered_at, record, origin, OutageEnd.STOPPED))
+            leaving = None
+        if record.dst == subscribed and current != subscribed:
+            entered_at = record.monotonic
         current = record.dst
     if leaving is not None:
-        outages.append(_outage(leaving, run[-1].monotonic - origin, origin, recovered=False))
+        outages.append(_outage(leaving, entered_at, run[-1], origin, OutageEnd.OPEN))
     return tuple(outages)
 
 
-def _outage(leaving: TransitionRecord, end: float, origin: float, *, recovered: bool) -> Outage:
+def _outage(
+    leaving: TransitionRecord,
+    subscribed_at: float,
+    ending: TransitionRecord,
+    origin: float,
+    how: OutageEnd,
+) -> Outage:
+    """The outage ``leaving`` caused, ended by ``ending`` as ``how`` says.
+
+    It starts at ``leaving.last_data`` when the record has one within the session that was
+    subscribed from ``subscribed_at``, else at ``leaving`` itself.
+    """
+    detected = leaving.monotonic - origin
+    last_data = leaving.last_data
+    from_data = last_data is not None and subscribed_at <= last_data <= leaving.monotonic
     return Outage(
-        start=leaving.monotonic - origin,
-        end=end,
-        recovered=recovered,
+        start=last_data - origin if from_data and last_data is not None else detected,
+        end=ending.monotonic - origin,
+        recovered=how is OutageEnd.RECOVERED,
         seq=leaving.seq,
         trigger=leaving.trigger,
         reason=leaving.reason,
         error=leaving.error,
         code=leaving.code,
+        detected=detected,
+        start_basis=OutageStart.LAST_DATA if from_data else OutageStart.DETECTED,
+        ending=how,
     )
 
 
@@ -292,19 +348,25 @@ def _format_timeline(timeline: Timeline, number: int, count: int) -> list[str]:
     lines.append("")
     outage_total = sum(outage.duration for outage in timeline.outages)
     lines.append(
-        f"outages after first reaching subscribed: {len(timeline.outages)}, "
-        f"{_seconds(outage_total)} in all"
+        f"outages after first reaching subscribed (a user's stop is not one): "
+        f"{len(timeline.outages)}, {_seconds(outage_total)} in all"
     )
     lines.extend(
-        f"  at {_seconds(outage.start)} for {_seconds(outage.duration)}, "
-        f"{'recovered' if outage.recovered else 'not recovered by the end of the journal'}; "
-        f"cause: {outage.cause} (seq {outage.seq})"
+        f"  at {_seconds(outage.start)} ({_basis(outage)}) for {_seconds(outage.duration)}, "
+        f"{outage.ending.value}; cause: {outage.cause} (seq {outage.seq})"
         for outage in timeline.outages
     )
     lines.append("")
     lines.append(f"connection attempts (records entering connecting): {timeline.attempts}")
     lines.append(f"fatal stops: {timeline.fatal_stops}")
     return lines
+
+
+def _basis(outage: Outage) -> str:
+    """What the outage's start is measured from, in words."""
+    if outage.start_basis is OutageStart.LAST_DATA:
+        return f"last data; detected at {_seconds(outage.detected)}"
+    return "detected"
 
 
 def format_timelines(timelines: Sequence[Timeline]) -> str:
@@ -316,161 +378,3 @@ def format_timelines(timelines: Sequence[Timeline]) -> str:
         for number, timeline in enumerate(timelines, start=1)
     ]
     return "\n\n".join(sections) + "\n"
-
-
-# ---------------------------------------------------------------- SVG
-
-_SVG_WIDTH: Final = 960.0
-_MARGIN_LEFT: Final = 130.0
-_MARGIN_RIGHT: Final = 30.0
-_PANEL_TITLE_HEIGHT: Final = 28.0
-_BAND_HEIGHT: Final = 20.0
-_BAND_GAP: Final = 6.0
-_AXIS_HEIGHT: Final = 44.0
-_PANEL_GAP: Final = 20.0
-_LABEL_PADDING: Final = 8.0
-_TICK_LENGTH: Final = 5.0
-_TEXT_BASELINE: Final = 14.0
-_MIN_RECT_WIDTH: Final = 1.5
-#: About this many ticks on a time axis.
-_TARGET_TICKS: Final = 8
-#: A run that lasted zero seconds is drawn on an axis this long.
-_MIN_AXIS_SPAN: Final = 1.0
-#: Tick steps are 1, 2 or 5 times a power of ten.
-_NICE_STEPS: Final = (1.0, 2.0, 5.0, 10.0)
-_DECIMAL_BASE: Final = 10.0
-_FONT: Final = "Helvetica, Arial, sans-serif"
-_FONT_SIZE: Final = 12
-_BAND_BACKGROUND: Final = "#f4f4f4"
-_AXIS_COLOUR: Final = "#333333"
-_OUTAGE_BAND: Final = "outage"
-_OUTAGE_COLOUR: Final = "#b71c1c"
-_OTHER_STATE_COLOUR: Final = "#7e57c2"
-#: One colour per state, colour-blind friendly enough to tell the bands apart by position too.
-_STATE_COLOURS: Final = {
-    State.IDLE.value: "#9e9e9e",
-    State.CONNECTING.value: "#f2c14e",
-    State.SUBSCRIBED.value: "#2e7d32",
-    State.BACKOFF.value: "#ef6c00",
-    State.CIRCUIT_OPEN.value: "#c62828",
-    State.STOPPED.value: "#37474f",
-}
-
-
-def _tick_step(span: float) -> float:
-    """A 1-2-5 step that cuts ``span`` into about :data:`_TARGET_TICKS` parts."""
-    raw = span / _TARGET_TICKS
-    power = _DECIMAL_BASE ** math.floor(math.log10(raw))
-    return next(step * power for step in _NICE_STEPS if step * power >= raw)
-
-
-def _tick_label(value: float, step: float) -> str:
-    """``value`` with as many decimals as ``step`` needs."""
-    decimals = max(0, -math.floor(math.log10(step)))
-    return f"{value:.{decimals}f}"
-
-
-def _num(value: float) -> str:
-    """A coordinate, with fixed precision so the output is byte-stable."""
-    return f"{value:.2f}"
-
-
-def _panel(timeline: Timeline, number: int, count: int, top: float) -> tuple[list[str], float]:
-    """The SVG elements of one run, from ``top``; returns them and the panel's height."""
-    bands = [*_state_order(i.state for i in timeline.intervals), _OUTAGE_BAND]
-    axis_span = max(timeline.span, _MIN_AXIS_SPAN)
-    plot_width = _SVG_WIDTH - _MARGIN_LEFT - _MARGIN_RIGHT
-    scale = plot_width / axis_span
-    band_top = top + _PANEL_TITLE_HEIGHT
-    row_of = {band: band_top + i * (_BAND_HEIGHT + _BAND_GAP) for i, band in enumerate(bands)}
-    axis_y = band_top + len(bands) * (_BAND_HEIGHT + _BAND_GAP)
-    title = (
-        f"run {number} of {count}: correlation_id {timeline.correlation_id}, "
-        f"seq {timeline.first_seq}..{timeline.last_seq}, span {timeline.span:.3f} s"
-    )
-    parts = [
-        f'<g class="run" id="run-{number}">',
-        f'<text x="{_num(_MARGIN_LEFT)}" y="{_num(top + _TEXT_BASELINE)}" '
-        f'font-weight="bold">{escape(title)}</text>',
-    ]
-    for band, y in row_of.items():
-        parts.append(
-            f'<text x="{_num(_MARGIN_LEFT - _LABEL_PADDING)}" '
-            f'y="{_num(y + _TEXT_BASELINE)}" text-anchor="end">{escape(band)}</text>'
-        )
-        parts.append(
-            f'<rect x="{_num(_MARGIN_LEFT)}" y="{_num(y)}" width="{_num(plot_width)}" '
-            f'height="{_num(_BAND_HEIGHT)}" fill="{_BAND_BACKGROUND}"/>'
-        )
-    spans = [
-        (i.state, i.start, i.end, _STATE_COLOURS.get(i.state, _OTHER_STATE_COLOUR), i.state)
-        for i in timeline.intervals
-    ] + [
-        (_OUTAGE_BAND, o.start, o.end, _OUTAGE_COLOUR, f"outage: {o.cause}")
-        for o in timeline.outages
-    ]
-    for band, start, end, colour, label in spans:
-        width = max((end - start) * scale, _MIN_RECT_WIDTH)
-        tooltip = f"{label}: {start:.3f} s to {end:.3f} s ({end - start:.3f} s)"
-        parts.append(
-            f'<rect x="{_num(_MARGIN_LEFT + start * scale)}" y="{_num(row_of[band])}" '
-            f'width="{_num(width)}" height="{_num(_BAND_HEIGHT)}" fill="{colour}">'
-            f"<title>{escape(tooltip)}</title></rect>"
-        )
-    parts.append(
-        f'<line x1="{_num(_MARGIN_LEFT)}" y1="{_num(axis_y)}" '
-        f'x2="{_num(_MARGIN_LEFT + plot_width)}" y2="{_num(axis_y)}" '
-        f'stroke="{_AXIS_COLOUR}"/>'
-    )
-    # A span too large for a float (absurd but parseable times) gets no ticks, not a crash.
-    step = _tick_step(axis_span) if math.isfinite(axis_span / _TARGET_TICKS) else math.inf
-    for index in range(math.floor(axis_span / step) + 1 if math.isfinite(step) else 0):
-        value = index * step
-        x = _MARGIN_LEFT + value * scale
-        parts.append(
-            f'<line x1="{_num(x)}" y1="{_num(axis_y)}" x2="{_num(x)}" '
-            f'y2="{_num(axis_y + _TICK_LENGTH)}" stroke="{_AXIS_COLOUR}"/>'
-        )
-        parts.append(
-            f'<text x="{_num(x)}" y="{_num(axis_y + _TICK_LENGTH + _TEXT_BASELINE)}" '
-            f'text-anchor="middle">{_tick_label(value, step)}</text>'
-        )
-    parts.append(
-        f'<text x="{_num(_MARGIN_LEFT + plot_width / 2)}" y="{_num(axis_y + _AXIS_HEIGHT - 4)}" '
-        f'text-anchor="middle">seconds since the run\'s first record (monotonic clock)</text>'
-    )
-    parts.append("</g>")
-    return parts, axis_y + _AXIS_HEIGHT - top
-
-
-def render_svg(timelines: Sequence[Timeline]) -> str:
-    """The timelines as one SVG document: a panel per run, a band per state and one for outages.
-
-    Each panel has the state names on the y axis, seconds since the run's first record on the
-    x axis, and a rectangle (with a tooltip) per interval. A zero-length interval (the final
-    state) is drawn :data:`_MIN_RECT_WIDTH` wide so it stays visible.
-
-    Returns:
-        UTF-8 SVG text, byte-stable for the same timelines.
-    """
-    body: list[str] = []
-    top = _PANEL_GAP
-    for number, timeline in enumerate(timelines, start=1):
-        parts, height = _panel(timeline, number, len(timelines), top)
-        body.extend(parts)
-        top += height + _PANEL_GAP
-    if not timelines:
-        body.append(
-            f'<text x="{_num(_MARGIN_LEFT)}" y="{_num(top + _TEXT_BASELINE)}">'
-            "the journal has no records</text>"
-        )
-        top += _PANEL_TITLE_HEIGHT + _PANEL_GAP
-    head = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_num(_SVG_WIDTH)}" '
-        f'height="{_num(top)}" viewBox="0 0 {_num(_SVG_WIDTH)} {_num(top)}" '
-        f'font-family={quoteattr(_FONT)} font-size="{_FONT_SIZE}">',
-        "<title>streamfsm journal timeline</title>",
-        f'<rect width="{_num(_SVG_WIDTH)}" height="{_num(top)}" fill="white"/>',
-    ]
-    return "\n".join([*head, *body, "</svg>"]) + "\n"

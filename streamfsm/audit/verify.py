@@ -347,7 +347,8 @@ def _run_verify(journal: Path, *, allow_partial: bool) -> int:
 
 
 def _run_timeline(journal: Path, svg: Path | None) -> int:
-    from streamfsm.audit.timeline import build_timelines, format_timelines, render_svg
+    from streamfsm.audit.timeline import build_timelines, format_timelines
+    from streamfsm.audit.timeline_svg import render_svg
 
     try:
         records, _ = read_records(journal)
