@@ -206,3 +206,16 @@ def test_the_fsync_policy_is_validated() -> None:
     assert StreamConfig().journal_fsync is JournalFsync.ALWAYS
     with pytest.raises(ConfigurationError, match="journal_fsync"):
         StreamConfig(journal_fsync="sometimes")
+
+
+def test_a_journal_that_is_not_a_regular_file_is_never_synced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/dev/null (or a pipe) takes records under fsync="always" without an fsync error."""
+    counter = FsyncCounter()
+    monkeypatch.setattr(journal_module.os, "fsync", counter)
+    journal = Journal(size=8, path=Path(os.devnull), fsync=JournalFsync.ALWAYS)
+    for record in walk(*SESSION):
+        journal.append(record)
+    journal.close()
+    assert counter.calls == 0

@@ -35,7 +35,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "audit": FOUNDATION | {"_core", "cluster"},
     "cluster": FOUNDATION | {"_core", "_aio"},
     "sim": FOUNDATION | {"_portal"},
-    "cli": FOUNDATION | {"_core", "_aio", "controller", "pricing", "audit", "sim", "__init__"},
+    "metrics": FOUNDATION | {"_core", "controller"},
+    "cli": FOUNDATION
+    | {"_core", "_aio", "controller", "pricing", "audit", "sim", "metrics", "__init__"},
 }
 
 #: What the sans-I/O core must never import, even from the standard library.

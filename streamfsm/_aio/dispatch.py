@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final
 
 from streamfsm._core.backlog import Backlog, Notice
+from streamfsm._core.lag import LagHistogram
 from streamfsm.config import OverflowPolicy
 from streamfsm.logs import StreamLogger
 
@@ -107,6 +108,8 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._deliveries = deliveries
+        #: Each delivery's lag: its frame's arrival to the start of its callbacks.
+        self.lag = LagHistogram()
         self._yield_after = yield_after
         self._log = log
         self._clock = clock
@@ -275,6 +278,7 @@ class Dispatcher:
             self.discarded += len(messages)
             return True
         self.current_received_at = received_at
+        self.lag.observe(max(0.0, self._clock() - received_at))
         started = time.perf_counter()
         todo = messages
         try:

@@ -6,6 +6,7 @@ import attrs
 
 from streamfsm._aio.dispatch import Dispatcher
 from streamfsm._core.core import ConnectionCore
+from streamfsm._core.lag import LagSnapshot
 from streamfsm._core.machine import State
 from streamfsm._core.policies import BreakerState
 from streamfsm._core.subscriptions import CHANNELS, Subscription
@@ -41,6 +42,10 @@ class Health:
     open_gaps: int
     recent_gaps: tuple[GapReport, ...]
     last_error: str | None
+    #: Gap reports closed since the controller was created.
+    gaps_reported: int = 0
+    #: Each delivery's wait between its frame's arrival and its callbacks; None before a loop.
+    delivery_lag: LagSnapshot | None = None
 
 
 def snapshot(
@@ -83,4 +88,6 @@ def snapshot(
         open_gaps=tracker.open_gap_count,
         recent_gaps=tuple(tracker.recent_gaps),
         last_error=f"{type(error).__name__}: {error}" if error is not None else None,
+        gaps_reported=tracker.gaps_reported,
+        delivery_lag=dispatcher.lag.snapshot() if dispatcher is not None else None,
     )

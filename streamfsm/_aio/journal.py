@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -63,6 +64,7 @@ class Journal:
         self._clock = clock
         self._synced_at: float | None = None
         self._unsynced = False
+        self._syncable = False
         #: The ``prev_hash`` of the next record: the link to the last line written.
         self._link: str | None = None
 
@@ -81,6 +83,8 @@ class Journal:
         if self._path is not None and self._file is None:
             self._file, tail = _open_for_append(self._path)
             self._link = None if tail is None else line_hash(tail)
+            # A pipe or a device (/dev/null) cannot be forced to disk: fsync would only fail.
+            self._syncable = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
         chained = attrs.evolve(record, prev_hash=self._link)
         line = chained.to_json().encode("utf-8")
         self._link = line_hash(line)
@@ -109,7 +113,7 @@ class Journal:
         if file is None:
             return
         try:
-            if self._unsynced and self._fsync is not JournalFsync.NEVER:
+            if self._unsynced and self._syncable and self._fsync is not JournalFsync.NEVER:
                 os.fsync(file.fileno())
                 self._unsynced = False
         finally:
@@ -117,7 +121,7 @@ class Journal:
 
     def _sync_if_due(self) -> None:
         assert self._file is not None
-        if self._fsync is JournalFsync.NEVER:
+        if self._fsync is JournalFsync.NEVER or not self._syncable:
             return
         now = self._clock()
         due = (

@@ -74,6 +74,8 @@ class DataTracker:
         self.malformed_frames = 0
         self.skipped_messages = 0
         self.recent_gaps: collections.deque[GapReport] = collections.deque(maxlen=RECENT_GAPS)
+        #: Gap reports closed so far (``recent_gaps`` keeps only the latest).
+        self.gaps_reported = 0
         self._open: dict[tuple[str, str], tuple[datetime | None, datetime, int]] = {}
         #: Channels with at least one open gap: only their frames are searched for symbols.
         self._open_channels: dict[str, int] = {}
@@ -164,4 +166,5 @@ class DataTracker:
                     epoch=opened[2],
                 )
                 self.recent_gaps.append(report)
+                self.gaps_reported += 1
                 self._on_gap(report)

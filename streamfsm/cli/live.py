@@ -44,6 +44,8 @@ from streamfsm.pricing import PricingService, QuoteSnapshot
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from streamfsm.metrics import MetricsServer
+
 __all__ = ["add_parser", "run"]
 
 EXIT_OK: Final = 0
@@ -59,6 +61,9 @@ STATUS_INTERVAL: Final = 5.0
 MS_PER_SECOND: Final = 1000.0
 CENTS: Final = Decimal("0.01")
 CENT_EXPONENT: Final = -2
+#: Metrics stay on this host unless the operator binds them elsewhere.
+METRICS_HOST: Final = "127.0.0.1"
+MAX_PORT: Final = 65535
 #: Feeds a command-line user picks from (``test`` and ``delayed_sip`` need no flag here).
 FEEDS: Final = (Feed.IEX.value, Feed.SIP.value)
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
@@ -90,6 +95,17 @@ def _symbols(text: str) -> tuple[str, ...]:
     if not symbols or not all(symbols):
         raise argparse.ArgumentTypeError(f"expected comma-separated symbols, got {text!r}")
     return symbols
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 0 for any free one."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..{MAX_PORT}, got {text!r}")
+    return port
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -134,6 +150,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-json", action="store_true", help="events as JSON lines instead of text"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve /metrics, /healthz and /readyz on this port (0: any free port; needs the "
+        "metrics extra)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=METRICS_HOST,
+        metavar="HOST",
+        help=f"address for --metrics-port (default {METRICS_HOST}: this host only)",
+    )
     return parser
 
 
@@ -158,10 +188,38 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
     except StreamError as exc:
         sys.stderr.write(f"{PROG}: {type(exc).__name__}: {exc}\n")
         return EXIT_USAGE
+    try:
+        endpoints = _serve_metrics(service, args)
+    except (ImportError, OSError) as exc:
+        sys.stderr.write(f"{PROG}: cannot serve metrics: {exc}\n")
+        return EXIT_USAGE
     level = logging.getLevelNamesMapping()[args.log_level.upper()]
-    # The handler only calls write() and flush() on the stream.
-    with logging_to(cast(TextIO, _CurrentStderr()), level, json=args.log_json):
-        return _Session(service, out, args).run()
+    try:
+        if endpoints is not None:
+            out.write(f"metrics: {endpoints.url}/metrics, /healthz, /readyz\n")
+            out.flush()
+        # The handler only calls write() and flush() on the stream.
+        with logging_to(cast(TextIO, _CurrentStderr()), level, json=args.log_json):
+            return _Session(service, out, args).run()
+    finally:
+        if endpoints is not None:
+            endpoints.close()
+
+
+def _serve_metrics(service: PricingService, args: argparse.Namespace) -> MetricsServer | None:
+    """The endpoint server ``--metrics-port`` asks for, or None.
+
+    Raises:
+        ImportError: without the metrics extra (prometheus_client).
+        OSError: when the address cannot be bound.
+    """
+    if args.metrics_port is None:
+        return None
+    try:
+        from streamfsm.metrics import serve
+    except ImportError as exc:
+        raise ImportError("install the metrics extra: pip install 'streamfsm[metrics]'") from exc
+    return serve(service.controller, port=args.metrics_port, host=args.metrics_host)
 
 
 class _Session:

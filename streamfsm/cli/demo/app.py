@@ -103,6 +103,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plain", action="store_true", help="plain lines even when the output is a terminal"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve /metrics, /healthz and /readyz on 127.0.0.1:PORT during the run (0: any "
+        "free port) and keep the last scrape in the output directory",
+    )
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -124,6 +132,7 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
         faults=not args.no_faults,
         output=args.output,
         plain=args.plain,
+        metrics_port=args.metrics_port,
     )
     try:
         report = run_demo(options, stdout)

@@ -26,6 +26,7 @@ from typing import Final, TextIO
 import attrs
 
 from streamfsm.cli._terminal import RICH_HINT, is_terminal, load_live_view
+from streamfsm.cli.demo.endpoints import keep_last_scrape, serve_endpoints
 from streamfsm.cli.demo.faults import FAULTS, FaultResult, session_lost
 from streamfsm.cli.demo.progress import Progress
 from streamfsm.cli.demo.script import Script
@@ -78,6 +79,8 @@ class DemoOptions:
         faults: play the fault script (``--no-faults`` clears it).
         output: the directory for the journal, diagram, summary and log; None: a new one.
         plain: plain lines even on a terminal.
+        metrics_port: serve /metrics, /healthz and /readyz on this loopback port during the run
+            (0: any free port), and keep the last scrape, taken before the stop, in the output.
     """
 
     duration: float = DEFAULT_DURATION
@@ -85,6 +88,7 @@ class DemoOptions:
     faults: bool = True
     output: Path | None = None
     plain: bool = False
+    metrics_port: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -197,6 +201,10 @@ class _Run:
                 self.write()
             script = Script(sim, service, progress, options.duration, self.faults)
             thread = threading.Thread(target=script.run, name="streamfsm-demo-script")
+            endpoints = None
+            if options.metrics_port is not None:
+                endpoints = serve_endpoints(service, options.metrics_port)
+                self.write(f"metrics: {endpoints.url}/metrics, /healthz, /readyz")
             progress.start_clock()
             service.start()
             thread.start()
@@ -207,6 +215,8 @@ class _Run:
             finally:
                 progress.close()
                 thread.join(JOIN_TIMEOUT)
+                if endpoints is not None:
+                    keep_last_scrape(endpoints, self.output)
                 service.stop()
             self._drain(progress)
             return self._finish(service, progress, script)
