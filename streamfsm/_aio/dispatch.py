@@ -109,7 +109,7 @@ class Dispatcher:
     ) -> None:
         self._deliveries = deliveries
         #: Each delivery's lag: its frame's arrival to the start of its callbacks.
-        self.lag = LagHistogram()
+        self.lag_histogram = LagHistogram()
         self._yield_after = yield_after
         self._log = log
         self._clock = clock
@@ -278,7 +278,7 @@ class Dispatcher:
             self.discarded += len(messages)
             return True
         self.current_received_at = received_at
-        self.lag.observe(max(0.0, self._clock() - received_at))
+        self.lag_histogram.observe(max(0.0, self._clock() - received_at))
         started = time.perf_counter()
         todo = messages
         try:

@@ -89,5 +89,5 @@ def snapshot(
         recent_gaps=tuple(tracker.recent_gaps),
         last_error=f"{type(error).__name__}: {error}" if error is not None else None,
         gaps_reported=tracker.gaps_reported,
-        delivery_lag=dispatcher.lag.snapshot() if dispatcher is not None else None,
+        delivery_lag=dispatcher.lag_histogram.snapshot() if dispatcher is not None else None,
     )
