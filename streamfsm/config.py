@@ -238,7 +238,9 @@ class StalePolicy:
     #: Doubling after each quiet reconnect keeps off-hours churn logarithmic.
     escalation: float = attrs.field(default=2.0, validator=factor())
     #: At most one quiet-market reconnect every 15 minutes.
-    max_threshold: float = attrs.field(default=900.0, validator=_threshold)
+    max_threshold: float = attrs.field(
+        default=900.0, validator=seconds(low=MIN_STALE_THRESHOLD)
+    )
 
     def __attrs_post_init__(self) -> None:
         for channel in ("quotes", "trades", "bars"):
@@ -286,12 +288,21 @@ def _check_url(_instance: object, attribute: attrs.Attribute[Any], value: object
         )
 
 
+def _encodable(path: str) -> bool:
+    """Whether the operating system can name ``path`` (lone surrogates, say, it cannot)."""
+    try:
+        os.fsencode(path)
+    except UnicodeError:
+        return False
+    return True
+
+
 def _optional_path(value: object) -> Path | None:
     if value is None:
         return None
     if isinstance(value, str | os.PathLike):
         raw = os.fspath(value)
-        if isinstance(raw, str) and raw.strip() and "\0" not in raw:
+        if isinstance(raw, str) and raw.strip() and "\0" not in raw and _encodable(raw):
             return Path(raw)
     raise ConfigurationError("journal_path", "a file path (str or os.PathLike) or None", value)
 

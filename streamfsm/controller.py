@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from streamfsm._aio.clock import SystemClock
-from streamfsm._aio.deliveries import Callback, deliveries_for, model_mode
+from streamfsm._aio.deliveries import deliveries_for, model_mode
 from streamfsm._aio.engine import Engine
 from streamfsm._aio.feed import TransitionFeed
 from streamfsm._aio.health import Health, snapshot
@@ -38,6 +38,7 @@ from streamfsm._core.records import TransitionRecord
 from streamfsm._core.subscriptions import CHANNELS, Subscription
 from streamfsm._core.tracking import DataTracker, GapReport
 from streamfsm._portal import LoopPortal, PortalClosedError
+from streamfsm._validate import require_instance, require_text
 from streamfsm.config import ModelMode, StreamConfig
 from streamfsm.credentials import Credentials
 from streamfsm.errors import (
@@ -46,11 +47,23 @@ from streamfsm.errors import (
     ShutdownTimeoutError,
     StreamError,
 )
+from streamfsm.handlers import (
+    BarHandler,
+    ErrorHandler,
+    GapHandler,
+    QuoteHandler,
+    TradeHandler,
+    check_handler,
+)
 from streamfsm.logs import StreamLogger, pin_library_loggers
 
 __all__ = ["Health", "StreamController"]
 
 _T = TypeVar("_T")
+#: Longest correlation id accepted; it is stamped on every log event and journal record.
+MAX_CORRELATION_ID = 128
+#: The constructor argument that receives each channel's data.
+_HANDLER_OF = {"quotes": "on_quote", "trades": "on_trade", "bars": "on_bar"}
 #: How long ``stop()`` waits for the sessions to close by default; far above the 50 ms it needs.
 DEFAULT_STOP_TIMEOUT = 5.0
 #: How long ``start()`` waits for the loop thread to come up by default.
@@ -84,20 +97,40 @@ class StreamController:
         credentials: Credentials,
         config: StreamConfig | None = None,
         *,
-        on_quote: Callback | None = None,
-        on_trade: Callback | None = None,
-        on_bar: Callback | None = None,
-        on_error: Callback | None = None,
-        on_gap: Callback | None = None,
+        on_quote: QuoteHandler | None = None,
+        on_trade: TradeHandler | None = None,
+        on_bar: BarHandler | None = None,
+        on_error: ErrorHandler | None = None,
+        on_gap: GapHandler | None = None,
         models: ModelMode | str = ModelMode.ALPACA,
         symbols: Iterable[str] = (),
         correlation_id: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if not isinstance(credentials, Credentials):
-            raise ConfigurationError("credentials", "a streamfsm.Credentials", type(credentials))
+        require_instance("credentials", credentials, Credentials, "a streamfsm.Credentials")
+        handlers = {"on_quote": on_quote, "on_trade": on_trade, "on_bar": on_bar}
+        for name, handler in {**handlers, "on_error": on_error, "on_gap": on_gap}.items():
+            check_handler(name, handler)
+        if config is not None:
+            require_instance("config", config, StreamConfig, "a StreamConfig or None")
+        if rng is not None:
+            require_instance("rng", rng, random.Random, "a random.Random or None")
+        if correlation_id is not None:
+            require_text("correlation_id", correlation_id, max_length=MAX_CORRELATION_ID)
+        if isinstance(symbols, Iterable) and not isinstance(symbols, str | bytes):
+            symbols = tuple(symbols)  # read once: a generator serves every channel
+        initial = Subscription(
+            quotes=symbols if on_quote else (),
+            trades=symbols if on_trade else (),
+            bars=symbols if on_bar else (),
+        )
+        if not any(handlers.values()) and Subscription(quotes=symbols):
+            raise ConfigurationError(
+                "symbols", "on_quote, on_trade or on_bar to receive them", symbols
+            )
         pin_library_loggers()
         self._credentials = credentials
+        self._handlers = handlers
         self.config = config if config is not None else StreamConfig()
         self.correlation_id = correlation_id or f"sfsm-{uuid.uuid4().hex[:12]}"
         self._log = StreamLogger(
@@ -120,11 +153,6 @@ class StreamController:
         )
         self._tracker = DataTracker(self.core.activity, self._gap_found)
         self._deliveries = deliveries_for(mode, on_quote, on_trade, on_bar)
-        initial = Subscription(
-            quotes=symbols if on_quote else (),
-            trades=symbols if on_trade else (),
-            bars=symbols if on_bar else (),
-        )
         if initial:
             # No loop exists yet and no other thread holds the controller: the constructor is
             # the core's only writer, and an idle machine produces no command to carry out.
@@ -202,8 +230,11 @@ class StreamController:
         """Call ``listener(record)`` on the controller's loop after every transition.
 
         A listener that raises is logged and otherwise ignored.
+
+        Raises:
+            ConfigurationError: when ``listener`` is not callable.
         """
-        self._feed.add_listener(listener)
+        self._feed.add_listener(check_handler("listener", listener) or listener)
 
     def wait_for(self, state: State, timeout: float | None = None) -> bool:
         """Block until the controller is in ``state``; False when ``timeout`` passes first.
@@ -317,8 +348,17 @@ class StreamController:
 
         Raises:
             InvalidSymbolError: when a symbol is invalid; nothing changes then.
+            ConfigurationError: when a channel gets symbols but the controller has no handler
+                for it (``on_trade`` for trades, ...): its data would go nowhere.
         """
-        self._send(SymbolsRequested(add=Subscription(trades=trades, quotes=quotes, bars=bars)))
+        change = Subscription(trades=trades, quotes=quotes, bars=bars)
+        for channel in CHANNELS:
+            name = _HANDLER_OF[channel]
+            if change.channel(channel) and self._handlers[name] is None:
+                raise ConfigurationError(
+                    name, f"a handler, to receive the {channel} subscribed", None
+                )
+        self._send(SymbolsRequested(add=change))
 
     def unsubscribe(
         self,

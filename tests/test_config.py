@@ -15,8 +15,10 @@ from streamfsm.config import (
     StalePolicy,
     StreamConfig,
 )
+from streamfsm.controller import StreamController
+from streamfsm.credentials import Credentials
 from streamfsm.errors import ConfigurationError
-from streamfsm.sim import SimConfig
+from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig
 
 
 def test_defaults_point_at_alpaca_over_tls() -> None:
@@ -190,3 +192,40 @@ def test_simulator_config_refuses_what_it_cannot_serve(field: str, value: object
     with pytest.raises(ConfigurationError) as caught:
         SimConfig(**{field: value})
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"on_quote": 42}, "on_quote"),
+        ({"on_trade": "print"}, "on_trade"),
+        ({"on_bar": object()}, "on_bar"),
+        ({"on_error": 1.5}, "on_error"),
+        ({"on_gap": b"x"}, "on_gap"),
+        ({"on_quote": print, "config": {"feed": "iex"}}, "config"),
+        ({"on_quote": print, "rng": 7}, "rng"),
+        ({"on_quote": print, "correlation_id": ""}, "correlation_id"),
+        ({"on_quote": print, "correlation_id": "line\nbreak"}, "correlation_id"),
+        ({"on_quote": print, "models": "pydantic"}, "models"),
+        ({"symbols": ["AAPL"]}, "symbols"),
+    ],
+)
+def test_controller_arguments_are_checked_at_construction(
+    kwargs: dict[str, Any], field: str
+) -> None:
+    """A handler that is not callable, or a wrong config, rng, id or model mode, fails at once."""
+    with pytest.raises(ConfigurationError) as caught:
+        StreamController(Credentials(DEMO_KEY_ID, DEMO_SECRET), **kwargs)
+    assert caught.value.field == field
+
+
+def test_subscribing_a_channel_without_its_handler_is_refused() -> None:
+    """Trades subscribed on a controller without on_trade would go nowhere: refused, unchanged."""
+    ctl = StreamController(Credentials(DEMO_KEY_ID, DEMO_SECRET), on_quote=print)
+    with pytest.raises(ConfigurationError) as caught:
+        ctl.subscribe(quotes=["AAPL"], trades=["SPY"])
+    assert caught.value.field == "on_trade"
+    assert not ctl.health().desired
+    with pytest.raises(ConfigurationError) as listener:
+        ctl.add_listener(42)  # type: ignore[arg-type]
+    assert listener.value.field == "listener"

@@ -16,7 +16,9 @@ import pytest
 PACKAGE = Path(__file__).parent.parent / "streamfsm"
 
 #: unit -> the units it may import (besides itself and third-party packages).
-FOUNDATION = frozenset({"errors", "config", "credentials", "logs", "models", "_validate"})
+FOUNDATION = frozenset(
+    {"errors", "config", "credentials", "logs", "models", "_validate", "handlers"}
+)
 ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "_validate": frozenset({"errors"}),
@@ -24,6 +26,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "config": frozenset({"errors", "_validate", "logs"}),
     "credentials": frozenset({"errors", "_validate", "logs"}),
     "models": frozenset({"errors"}),
+    "handlers": frozenset({"errors"}),
     "_core": FOUNDATION,
     "_aio": FOUNDATION | {"_core", "_portal"},
     "_portal": FOUNDATION,

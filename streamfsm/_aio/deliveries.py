@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from streamfsm._aio.dispatch import Delivery
+from streamfsm._validate import member
 from streamfsm.config import ModelMode
-from streamfsm.errors import ConfigurationError
 from streamfsm.models import (
     Bar,
     DailyBar,
@@ -25,6 +25,8 @@ from streamfsm.models import (
 
 __all__ = ["Callback", "deliveries_for", "model_mode"]
 
+_MODEL_MODE = member(ModelMode, "models")
+
 Callback = Callable[[Any], object]
 
 
@@ -34,10 +36,7 @@ def model_mode(models: ModelMode | str) -> ModelMode:
     Raises:
         ConfigurationError: when it names none.
     """
-    try:
-        return ModelMode(models)
-    except ValueError:
-        raise ConfigurationError("models", "'alpaca', 'fast' or 'raw'", models) from None
+    return _MODEL_MODE(models)
 
 
 def deliveries_for(

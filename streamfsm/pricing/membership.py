@@ -66,6 +66,8 @@ def explicit_symbols(values: Iterable[str] | str) -> tuple[str, ...]:
     Raises:
         InvalidSymbolError: for an invalid symbol or the wildcard.
     """
+    if isinstance(values, bytes | bytearray | Mapping) or not isinstance(values, Iterable | str):
+        raise InvalidSymbolError(values, "expected a symbol or a collection of symbols")
     names = (values,) if isinstance(values, str) else tuple(values)
     result: dict[str, None] = {}
     for value in names:
