@@ -238,9 +238,7 @@ class StalePolicy:
     #: Doubling after each quiet reconnect keeps off-hours churn logarithmic.
     escalation: float = attrs.field(default=2.0, validator=factor())
     #: At most one quiet-market reconnect every 15 minutes.
-    max_threshold: float = attrs.field(
-        default=900.0, validator=seconds(low=MIN_STALE_THRESHOLD)
-    )
+    max_threshold: float = attrs.field(default=900.0, validator=seconds(low=MIN_STALE_THRESHOLD))
 
     def __attrs_post_init__(self) -> None:
         for channel in ("quotes", "trades", "bars"):
