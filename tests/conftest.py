@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from streamfsm.cluster.natsd import LocalNatsServer
 
 # "ci" is what `make test` runs: derandomized, a fixed budget, fast. "dev" digs deeper by hand:
 #   HYPOTHESIS_PROFILE=dev .venv/bin/python -m pytest tests/test_stateful.py
@@ -37,3 +40,14 @@ def no_leaked_threads() -> Iterator[None]:
     yield
     leaked = [thread.name for thread in threading.enumerate() if thread not in before]
     assert leaked == [], f"threads left running: {leaked}"
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[LocalNatsServer]:
+    """A real nats-server with JetStream on a free 127.0.0.1 port and a temporary store."""
+    server = LocalNatsServer(tmp_path / "jetstream")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
