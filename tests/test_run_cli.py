@@ -20,6 +20,7 @@ import pytest
 
 from streamfsm import cli
 from streamfsm.cli import live as run_command
+from streamfsm.cli._terminal import RICH_HINT
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
 
 WAIT = 10.0
@@ -105,6 +106,33 @@ def test_fatal_errors_print_one_line_and_exit_1(
     assert secret not in captured.err + out.getvalue()
     assert "state stopped" in out.getvalue()
     assert "summary:" in out.getvalue()
+
+
+class Terminal(io.StringIO):
+    """A text stream that says it is an interactive terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("rich_installed", [True, False], ids=["rich", "no-rich"])
+def test_on_a_terminal_the_view_is_live_only_with_rich(
+    sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch, rich_installed: bool
+) -> None:
+    """On a terminal: rich's live view when rich is there, else plain lines and one hint."""
+    if not rich_installed:
+        monkeypatch.setitem(sys.modules, "rich.live", None)  # as if the extra were missing
+    monkeypatch.setenv("APCA_API_KEY_ID", DEMO_KEY_ID)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", DEMO_SECRET)
+    args = cli.build_parser().parse_args(
+        ["run", "--symbols", "AAPL", "--feed", "sip", "--url", sim.url("sip")]
+    )
+    out = Terminal()
+    assert run_command.run(args, stdout=out) == 1  # 409: the demo key has no SIP
+    text = out.getvalue()
+    assert ("\x1b[" in text) is rich_installed
+    assert (RICH_HINT in text) is not rich_installed
+    assert "summary:" in text
 
 
 def pump(stream: IO[str], lines: queue.SimpleQueue[str]) -> None:
