@@ -25,6 +25,7 @@ from streamfsm.errors import (
     ConnectTimeoutError,
     ControllerStoppedError,
     InsufficientSubscriptionError,
+    InternalError,
     InvalidSymbolError,
     InvalidTransitionError,
     StreamError,
@@ -551,6 +552,10 @@ def test_a_defect_in_a_session_fails_only_that_session(
     lost = next(r for r in ctl.journal() if r.trigger == "connection_lost")
     assert lost.error == "InternalError"
     assert recorder.more_than(0)
+    assert recorder.wait(lambda: len(recorder.errors) == 1)
+    assert isinstance(recorder.errors[0], InternalError)
+    assert "defect on the hot path" in str(recorder.errors[0])
+    assert (ctl.health().last_error or "").startswith("InternalError")
     ctl.stop()
     assert_clean(ctl, sim)
 

@@ -33,6 +33,7 @@ from streamfsm.errors import (
     ChangeIgnoredError,
     ConnectionClosedError,
     ConnectionLimitError,
+    InternalError,
     InvalidTransitionError,
     StaleConnectionError,
     StreamError,
@@ -337,3 +338,20 @@ def test_the_initial_subscription_is_the_change_in_flight_of_a_new_session() -> 
     assert h.core.book.desired == AAPL
     assert h.port.changes == []
     assert isinstance(h.port.errors[-1], ChangeIgnoredError)
+
+
+def test_a_defect_is_reported_once_per_breaker_cycle() -> None:
+    """The same InternalError reaches on_error once until the breaker opens, then once again."""
+    h = Harness()
+    h.connect()
+    defect = InternalError("session failed: RuntimeError: boom")
+    h.fail(defect)
+    assert h.port.errors == [defect]
+    assert h.core.last_error is defect
+    h.elapse_to_next_timer()
+    h.fail(InternalError("session failed: RuntimeError: boom"))
+    assert h.core.state is State.CIRCUIT_OPEN
+    assert len(h.port.errors) == 1
+    h.elapse_to_next_timer()
+    h.fail(InternalError("session failed: RuntimeError: boom"))
+    assert len(h.port.errors) == 2

@@ -27,11 +27,13 @@ from streamfsm._core.commands import (
     SendChange,
     StartRequested,
     StopRequested,
+    SymbolsRequested,
 )
 from streamfsm._core.core import ConnectionCore
 from streamfsm._core.machine import State
 from streamfsm._core.runner import Runner
-from streamfsm._core.tracking import DataTracker
+from streamfsm._core.subscriptions import CHANNELS
+from streamfsm._core.tracking import DataTracker, GapReport
 from streamfsm.config import StreamConfig
 from streamfsm.credentials import Credentials
 from streamfsm.errors import StreamError
@@ -54,6 +56,7 @@ class Engine:
         clock: the one clock the core also reads; timers are armed on it.
         log: the controller's logger.
         on_error: the user's ``on_error`` callback, or None.
+        on_gap: the user's ``on_gap`` callback, or None.
         on_handled: called after every input (wakes threads waiting on the state).
     """
 
@@ -68,6 +71,7 @@ class Engine:
         clock: Clock,
         log: StreamLogger,
         on_error: Callback | None,
+        on_gap: Callback | None,
         on_handled: Callable[[], None],
     ) -> None:
         self.core = core
@@ -77,6 +81,7 @@ class Engine:
         self._clock = clock
         self._log = log
         self._on_error = on_error
+        self._on_gap = on_gap
         self._on_handled = on_handled
         self.runner = Runner(core, clock, self, on_queued_error=self._queued_failed)
         self.dispatcher = Dispatcher(
@@ -105,6 +110,16 @@ class Engine:
         """
         try:
             self.runner.send(event)
+            if isinstance(event, SymbolsRequested) and event.remove:
+                # Unsubscribed pairs close their open gaps: no report is owed for them.
+                removed = event.remove
+                self._tracker.forget(
+                    [
+                        (channel, symbol)
+                        for channel in CHANNELS
+                        for symbol in removed.channel(channel)
+                    ]
+                )
         finally:
             self._on_handled()
 
@@ -127,9 +142,11 @@ class Engine:
         Raises:
             InvalidTransitionError: when the machine already runs.
         """
-        live = {task for _session, task in self._sessions.values()}
-        while closing := [task for task in self._tasks if task not in live]:
-            await asyncio.wait(closing)
+        if self.core.state in (State.IDLE, State.STOPPED):
+            live = {task for _session, task in self._sessions.values()}
+            closing = [task for task in self._tasks if task not in live]
+            if closing:
+                await asyncio.wait(closing)
         self.start()
 
     def halt_deliveries(self, timeout: float | None) -> None:
@@ -154,8 +171,11 @@ class Engine:
         await self.settled()
 
     async def settled(self) -> None:
-        """Wait until every session and send task has finished (closed sockets included)."""
-        while self._tasks:
+        """Wait until every session and send task running now has finished (sockets closed).
+
+        Tasks started meanwhile (a start() from another thread) are not waited for.
+        """
+        if self._tasks:
             await asyncio.wait(list(self._tasks))
 
     async def run(self, ready: Callable[[], None], closing: asyncio.Event) -> None:
@@ -182,9 +202,18 @@ class Engine:
                 # The loop is ending abnormally: record the stop; no I/O is left to carry it out.
                 self.handle(StopRequested("engine_failed"))
 
-    def notify(self, callback: Callback, argument: object) -> None:
-        """Call ``callback(argument)`` from the dispatcher task, isolated like data callbacks."""
-        self.dispatcher.notify(callback, argument)
+    def gap_found(self, report: GapReport) -> None:
+        """Data resumed for a pair after an outage: log it and hand it to ``on_gap``."""
+        before = report.last_seen_before
+        self._log.info(
+            "data_gap",
+            symbol=report.symbol,
+            channel=report.channel,
+            last_seen_before=before.isoformat() if before else None,
+            first_seen_after=report.first_seen_after.isoformat(),
+        )
+        if self._on_gap is not None:
+            self.dispatcher.notify(self._on_gap, report)
 
     # ------------------------------------------------------------ SessionPort
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from streamfsm._aio.journal import Journal
 from streamfsm._core.machine import State
@@ -92,6 +92,24 @@ class TransitionFeed:
         """Block until ``predicate()`` holds; False when ``timeout`` passes first."""
         with self._changed:
             return self._changed.wait_for(predicate, timeout)
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        """Wait in the running loop until ``predicate()`` holds, checked after each record."""
+        queue = self.open_queue()
+        try:
+            while not predicate():
+                await queue.get()
+        finally:
+            self.close_queue(queue)
+
+    async def records(self) -> AsyncIterator[TransitionRecord]:
+        """Every record from now on, in the running loop."""
+        queue = self.open_queue()
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self.close_queue(queue)
 
     def open_queue(self) -> asyncio.Queue[TransitionRecord]:
         """A queue in the running loop that receives every record from now on."""

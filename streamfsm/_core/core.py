@@ -68,6 +68,7 @@ from streamfsm.config import StreamConfig
 from streamfsm.errors import (
     ChangeIgnoredError,
     ConnectionLimitError,
+    InternalError,
     InvalidTransitionError,
     ServerError,
     StreamError,
@@ -155,6 +156,8 @@ class ConnectionCore:
         self._tokens = 0
         self._armed: dict[Timer, int] = {}
         self._ever_subscribed = False
+        #: Defects (InternalError messages) already handed to on_error in this breaker cycle.
+        self._reported_defects: set[str] = set()
         self.machine = Machine(
             model=self,
             states=[
@@ -271,6 +274,10 @@ class ConnectionCore:
             self._fire("attempt_failed", reason=_reason(error), error=error)
         elif self.state is State.SUBSCRIBED:
             self._fire("connection_lost", reason=_reason(error), error=error)
+        else:
+            return
+        if isinstance(error, InternalError) and not error.fatal:
+            self._report_defect(error)
 
     def _change_acknowledged(self, epoch: int, ack: Subscription) -> None:
         """The server acknowledged a change; ``ack`` is its whole current set."""
@@ -419,6 +426,7 @@ class ConnectionCore:
 
     def _exit_circuit_open(self, _event: EventData) -> None:
         self._disarm(Timer.COOLDOWN)
+        self._reported_defects.clear()  # a new breaker cycle: a defect that persists is told again
 
     def _enter_stopped(self, event: EventData) -> None:
         self._started = False
@@ -540,6 +548,16 @@ class ConnectionCore:
         if ignored:
             pairs = sorted((ch, symbol) for ch in CHANNELS for symbol in ignored.channel(ch))
             self._report_rejection(ChangeIgnoredError(action, pairs))
+
+    def _report_defect(self, error: InternalError) -> None:
+        """A defect inside a session reaches ``on_error`` the first time in a breaker cycle.
+
+        The breaker and backoff already bound how often it recurs; repeating the same report
+        on every retry would only drown the first one.
+        """
+        if str(error) not in self._reported_defects:
+            self._reported_defects.add(str(error))
+            self.outbox.append(ReportError(error))
 
     def _report_rejection(self, error: StreamError) -> None:
         self.rejected_changes += 1
