@@ -20,14 +20,14 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
-from streamfsm._aio.arguments import check_arguments, check_channels_handled
+from streamfsm._aio.arguments import check_arguments, check_channels_handled, check_listener
 from streamfsm._aio.bridge import EngineBridge, block_until_signalled
 from streamfsm._aio.clock import SystemClock
 from streamfsm._aio.deliveries import deliveries_for, model_mode
 from streamfsm._aio.engine import Engine
 from streamfsm._aio.feed import TransitionFeed
 from streamfsm._aio.health import Health, snapshot
-from streamfsm._core.commands import Input, RestartRequested, SymbolsRequested
+from streamfsm._core.commands import RestartRequested, SymbolsRequested
 from streamfsm._core.core import ConnectionCore
 from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
@@ -36,14 +36,7 @@ from streamfsm._core.tracking import DataTracker, GapReport
 from streamfsm.config import ModelMode, StreamConfig
 from streamfsm.credentials import Credentials
 from streamfsm.errors import ControllerStoppedError, StreamError
-from streamfsm.handlers import (
-    BarHandler,
-    ErrorHandler,
-    GapHandler,
-    QuoteHandler,
-    TradeHandler,
-    check_handler,
-)
+from streamfsm.handlers import BarHandler, ErrorHandler, GapHandler, QuoteHandler, TradeHandler
 from streamfsm.logs import StreamLogger, pin_library_loggers
 
 __all__ = ["Health", "StreamController"]
@@ -72,8 +65,6 @@ class StreamController:
         symbols: subscribed on every channel that has a callback.
         correlation_id: stamped on every log event and journal record; generated when None.
         rng: the randomness of backoff jitter (seed it for reproducible runs).
-
-    The controller starts in ``idle``; nothing runs until :meth:`start`.
     """
 
     def __init__(
@@ -94,12 +85,7 @@ class StreamController:
         self._handlers = {"on_quote": on_quote, "on_trade": on_trade, "on_bar": on_bar}
         handlers = {**self._handlers, "on_error": on_error, "on_gap": on_gap}
         initial = check_arguments(
-            credentials=credentials,
-            config=config,
-            rng=rng,
-            correlation_id=correlation_id,
-            handlers=handlers,
-            symbols=symbols,
+            credentials, config, rng, correlation_id, handlers=handlers, symbols=symbols
         )
         pin_library_loggers()
         self._credentials = credentials
@@ -176,22 +162,15 @@ class StreamController:
                 self.correlation_id, self.core, self._tracker, dispatcher, self._clock.monotonic()
             )
 
-        # With no loop running nothing writes: the last loop's counters are final.
         return self._bridge.call(take) if self._bridge.running else take()
 
     def desired(self) -> Subscription:
-        """The symbols asked for, per channel (a frozen value; safe from any thread).
-
-        A change the server refused (405) leaves it, so it is what the next change starts from.
-        """
+        """The symbols asked for, per channel (frozen; any thread); a refused change leaves it."""
         return self.core.book.desired
 
     def arrival_time(self) -> float | None:
-        """Inside a market-data callback: when the frame being delivered arrived, else None.
-
-        Monotonic seconds on the controller's clock (``time.monotonic``): the arrival time that
-        travels with the frame through the dispatcher's backlog.
-        """
+        """Inside a market-data callback: when its frame arrived (monotonic seconds on the
+        controller's clock, carried with the frame through the backlog), else None."""
         engine = self._bridge.engine
         return engine.dispatcher.current_received_at if engine is not None else None
 
@@ -208,7 +187,8 @@ class StreamController:
         Raises:
             ConfigurationError: when ``listener`` is not callable.
         """
-        self._feed.add_listener(check_handler("listener", listener) or listener)
+        check_listener(listener)
+        self._feed.add_listener(listener)
 
     def wait_for(self, state: State, timeout: float | None = None) -> bool:
         """Block until in ``state``; False when ``timeout`` passes first. Not from a callback:
@@ -224,8 +204,6 @@ class StreamController:
             ),
             timeout,
         )
-
-    # ------------------------------------------------------------ sync commands
 
     def start(self, timeout: float | None = DEFAULT_START_TIMEOUT) -> None:
         """Begin the lifecycle and return at once (the connection proceeds in the background).
@@ -246,10 +224,9 @@ class StreamController:
     def stop(self, timeout: float | None = DEFAULT_STOP_TIMEOUT) -> None:
         """Stop from any state; returns when no session, socket, timer or callback remains.
 
-        Idempotent. Undelivered market data is discarded (and counted as dropped); no callback
-        starts after it returns. The loop thread stays for a later :meth:`start` until
-        :meth:`close`. Called on the controller's own loop (inside a callback, or from async code
-        that shares the loop) it stops and returns at once; the sockets close right after.
+        Idempotent. Undelivered data is discarded and counted as dropped; no callback starts
+        after it returns. The loop thread stays (for a later :meth:`start`) until :meth:`close`.
+        On the controller's own loop (a callback) it returns at once; sockets close right after.
 
         Raises:
             ShutdownTimeoutError: when the sessions are still closing after ``timeout``.
@@ -263,8 +240,7 @@ class StreamController:
         self._bridge.wait(engine.stop, timeout, stopping=True)
 
     def close(self, timeout: float | None = DEFAULT_STOP_TIMEOUT) -> None:
-        """Stop, then end the controller's loop thread; idempotent. A later command opens a
-        new loop (with delivery counters from zero).
+        """Stop, then end the loop thread; idempotent. A later command opens a new loop.
 
         Raises:
             ShutdownTimeoutError: when the loop thread still runs after ``timeout``.
@@ -278,10 +254,9 @@ class StreamController:
         self._feed.close()
 
     def run(self, timeout: float | None = DEFAULT_START_TIMEOUT) -> None:
-        """Start, block until Ctrl-C, SIGTERM or a fatal stop, then close; returns cleanly.
+        """Start, block until Ctrl-C, SIGTERM or a fatal stop (see :attr:`last_error`), close.
 
-        On the main thread SIGINT and SIGTERM are caught while it blocks (no KeyboardInterrupt
-        traceback) and restored afterwards; the reason of a fatal stop is in :attr:`last_error`.
+        On the main thread both signals are caught while it blocks (no KeyboardInterrupt).
 
         Raises:
             InvalidTransitionError: when it is already running.
@@ -303,7 +278,7 @@ class StreamController:
         """
         if not self._bridge.running:
             raise ControllerStoppedError("restart() needs a running controller; call start()")
-        self._send(RestartRequested(force=force))
+        self._bridge.send(RestartRequested(force=force))
 
     def subscribe(
         self,
@@ -314,9 +289,8 @@ class StreamController:
     ) -> None:
         """Add symbols; works in every state, from any thread and from callbacks.
 
-        While subscribed only the difference is sent; otherwise the next session applies it.
-        A refusal by the server (405 symbol limit) reaches ``on_error`` and ``last_error`` and
-        leaves the earlier subscriptions intact.
+        While subscribed only the difference is sent, else the next session applies it. A 405
+        refusal reaches ``on_error`` and ``last_error`` and keeps the earlier subscriptions.
 
         Raises:
             InvalidSymbolError: when a symbol is invalid; nothing changes then.
@@ -325,7 +299,7 @@ class StreamController:
         """
         change = Subscription(trades=trades, quotes=quotes, bars=bars)
         check_channels_handled(change, self._handlers)
-        self._send(SymbolsRequested(add=change))
+        self._bridge.send(SymbolsRequested(add=change))
 
     def unsubscribe(
         self,
@@ -339,9 +313,9 @@ class StreamController:
         Raises:
             InvalidSymbolError: when a symbol is invalid; nothing changes then.
         """
-        self._send(SymbolsRequested(remove=Subscription(trades=trades, quotes=quotes, bars=bars)))
-
-    # ------------------------------------------------------------ async twins
+        self._bridge.send(
+            SymbolsRequested(remove=Subscription(trades=trades, quotes=quotes, bars=bars))
+        )
 
     async def astart(self) -> None:
         """Begin the lifecycle inside the running loop (the async twin of :meth:`start`)."""
@@ -403,13 +377,6 @@ class StreamController:
             f"state={self.core.state.value!r}, key={self._credentials.fingerprint!r})"
         )
 
-    # ------------------------------------------------------------ plumbing
-
-    def _send(self, event: Input) -> None:
-        """The one way a command reaches the core: as a value, on the controller's loop."""
-        engine = self._bridge.open(DEFAULT_START_TIMEOUT)
-        self._bridge.call(lambda: engine.handle(event))
-
     def _on_record(self, record: TransitionRecord) -> None:
         """After every transition, on the loop: open gaps on a loss, then the feed."""
         if record.src == State.SUBSCRIBED.value and record.dst != State.SUBSCRIBED.value:
@@ -417,10 +384,7 @@ class StreamController:
         self._feed.publish(record)
 
     def _gap_found(self, report: GapReport) -> None:
-        """Data resumed for a pair after an outage (on the loop, so an engine runs)."""
-        engine = self._bridge.engine
-        if engine is not None:
-            engine.gap_found(report)
+        self._bridge.gap_found(report)
 
 
 # Controllers still running at interpreter exit are closed gracefully, never mid-frame.

@@ -7,9 +7,10 @@ that brought the value in, never later on the loop.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from streamfsm._core.records import TransitionRecord
 from streamfsm._core.subscriptions import CHANNELS, Subscription
 from streamfsm._validate import require_instance, require_text
 from streamfsm.config import StreamConfig
@@ -17,7 +18,7 @@ from streamfsm.credentials import Credentials
 from streamfsm.errors import ConfigurationError
 from streamfsm.handlers import check_handler
 
-__all__ = ["HANDLER_OF", "check_arguments", "check_channels_handled"]
+__all__ = ["HANDLER_OF", "check_arguments", "check_channels_handled", "check_listener"]
 
 #: Longest correlation id accepted; it is stamped on every log event and journal record.
 MAX_CORRELATION_ID = 128
@@ -26,11 +27,11 @@ HANDLER_OF = {"quotes": "on_quote", "trades": "on_trade", "bars": "on_bar"}
 
 
 def check_arguments(
-    *,
     credentials: object,
     config: object,
     rng: object,
     correlation_id: object,
+    *,
     handlers: dict[str, Any],
     symbols: Iterable[str],
 ) -> Subscription:
@@ -74,3 +75,12 @@ def check_channels_handled(change: Subscription, handlers: dict[str, Any]) -> No
         name = HANDLER_OF[channel]
         if change.channel(channel) and handlers.get(name) is None:
             raise ConfigurationError(name, f"a handler, to receive the {channel} subscribed", None)
+
+
+def check_listener(listener: Callable[[TransitionRecord], object]) -> None:
+    """Refuse a transition listener that cannot be called.
+
+    Raises:
+        ConfigurationError: when ``listener`` is not callable.
+    """
+    check_handler("listener", listener)

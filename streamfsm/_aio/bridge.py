@@ -17,6 +17,8 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from streamfsm._aio.engine import Engine
+from streamfsm._core.commands import Input
+from streamfsm._core.tracking import GapReport
 from streamfsm._portal import LoopPortal, PortalClosedError
 from streamfsm.errors import ControllerStoppedError, ShutdownTimeoutError
 
@@ -91,6 +93,23 @@ class EngineBridge:
             host.result()
         self.engine, self.host = engine, host
         return engine
+
+    def send(self, event: Input) -> None:
+        """The one way a command reaches the core: as a value, on the engine's loop (opened
+        first when none runs).
+
+        Raises:
+            whatever the core raises for ``event`` (``InvalidTransitionError``...);
+            ControllerStoppedError: when the loop does not take it.
+        """
+        engine = self.open(self._command_timeout)
+        self.call(lambda: engine.handle(event))
+
+    def gap_found(self, report: GapReport) -> None:
+        """Data resumed for a pair after an outage (the tracker calls it on the loop)."""
+        engine = self.engine
+        if engine is not None:
+            engine.gap_found(report)
 
     def call(self, action: Callable[[], _T]) -> _T:
         """Run ``action`` on the loop and return its result (directly when on it).
