@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check streamfsm tests benchmarks tools examples
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict streamfsm tools
+	$(BIN)/mypy --strict streamfsm tools examples
 
 diagram-check: $(STAMP)
 	$(BIN)/python -m tools.statedoc --check docs/state-diagram.md
