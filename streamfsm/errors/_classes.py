@@ -1,51 +1,10 @@
-"""Every error streamfsm raises or reports, split by blame.
-
-The hierarchy::
-
-    StreamError                         base of everything below; never raised itself
-    ├── ConfigurationError              a value given to streamfsm is invalid (also ValueError)
-    │   └── MissingCredentialsError     an environment variable is missing or blank
-    ├── LocalProtocolError              the caller broke the rules of the API
-    │   ├── InvalidTransitionError      a trigger that the state table has no row for
-    │   ├── ControllerStoppedError      a command sent to a controller that no longer runs
-    │   └── InvalidSymbolError          a symbol that is not a valid ticker
-    ├── RemoteProtocolError             the peer sent something the protocol does not allow
-    │   └── ChangeIgnoredError          an ack shows the server did not apply a requested change
-    ├── InternalError                   an unexpected exception inside streamfsm (a defect)
-    ├── ShutdownTimeoutError            stop() gave up waiting for the loop thread to end
-    ├── TransportError                  the socket failed: refused, reset, closed, timed out
-    │   ├── ConnectTimeoutError         no connection, handshake or reply within its deadline
-    │   ├── ConnectionClosedError       the peer or the network closed the session
-    │   └── StaleConnectionError        the socket stayed open but no market data came
-    └── ServerError                     an Alpaca error message ``{"T": "error", "code": N}``
-        ├── InvalidSyntaxError           400 invalid syntax
-        ├── NotAuthenticatedError        401 not authenticated
-        ├── AuthenticationError          402 auth failed
-        ├── AlreadyAuthenticatedError    403 already authenticated
-        ├── AuthTimeoutError             404 auth timeout
-        ├── SymbolLimitError             405 symbol limit exceeded
-        ├── ConnectionLimitError         406 connection limit exceeded
-        ├── SlowClientError              407 slow client
-        ├── InsufficientSubscriptionError 409 insufficient subscription
-        ├── InvalidActionError           410 invalid subscribe action for this feed
-        └── InternalServerError          500 internal error
-
-Every error says whether it is ``fatal``: a fatal error ends the lifecycle in ``stopped`` and is
-never retried, a transient one leads to ``backoff`` or ``circuit_open``. ``SERVER_ERRORS`` is the
-one table that maps Alpaca codes to classes, documented messages and that classification; the
-protocol, the simulator and the state diagram all read it.
-
-No message of any class here may contain a secret: errors are built from codes, field names and
-redacted fingerprints only.
-"""
+"""The error classes of :mod:`streamfsm.errors` (import them from there)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar, Final
+from typing import ClassVar
 
 __all__ = [
-    "SERVER_ERRORS",
     "AlreadyAuthenticatedError",
     "AuthTimeoutError",
     "AuthenticationError",
@@ -67,14 +26,12 @@ __all__ = [
     "NotAuthenticatedError",
     "RemoteProtocolError",
     "ServerError",
-    "ServerErrorSpec",
     "ShutdownTimeoutError",
     "SlowClientError",
     "StaleConnectionError",
     "StreamError",
     "SymbolLimitError",
     "TransportError",
-    "server_error",
 ]
 
 
@@ -375,67 +332,3 @@ class InternalServerError(ServerError):
 
     code = 500
     documented_message = "internal error"
-
-
-class ServerErrorSpec:
-    """One row of the error table: an Alpaca code, its class and its classification."""
-
-    __slots__ = ("code", "error_class")
-
-    def __init__(self, error_class: type[ServerError]) -> None:
-        self.code = error_class.code
-        self.error_class = error_class
-
-    @property
-    def message(self) -> str:
-        """The message Alpaca documents for this code."""
-        return self.error_class.documented_message
-
-    @property
-    def fatal(self) -> bool:
-        """True when the code ends the lifecycle and is never retried."""
-        return self.error_class.fatal
-
-    @property
-    def rejects_change(self) -> bool:
-        """True when, during a live session, the code only rejects one subscription change."""
-        return self.error_class.rejects_change
-
-
-#: Alpaca's documented error codes, in code order. The one source of their classification.
-SERVER_ERRORS: Final[Mapping[int, ServerErrorSpec]] = {
-    spec.code: spec
-    for spec in (
-        ServerErrorSpec(cls)
-        for cls in (
-            InvalidSyntaxError,
-            NotAuthenticatedError,
-            AuthenticationError,
-            AlreadyAuthenticatedError,
-            AuthTimeoutError,
-            SymbolLimitError,
-            ConnectionLimitError,
-            SlowClientError,
-            InsufficientSubscriptionError,
-            InvalidActionError,
-            InternalServerError,
-        )
-    )
-}
-
-
-def server_error(code: int, message: str | None = None) -> ServerError:
-    """Build the typed error for an Alpaca error code.
-
-    Args:
-        code: the ``code`` field of an error message.
-        message: the ``msg`` field; the documented text is used when None.
-
-    Returns:
-        An instance of the subclass registered for ``code``, or a plain transient
-        ``ServerError`` carrying ``code`` for a code Alpaca has not documented.
-    """
-    spec = SERVER_ERRORS.get(code)
-    if spec is None:
-        return ServerError(message, code=code)
-    return spec.error_class(message)
