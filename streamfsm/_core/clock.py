@@ -1,6 +1,8 @@
-"""Clocks: monotonic time plus one-shot timers, real (on an asyncio loop) or fake (by hand).
+"""The clock protocol: monotonic time plus one-shot timers; and a fake one moved by hand.
 
-The core never reads a clock; the runner passes ``monotonic()`` in and arms timers here.
+One clock is injected into a controller: the core reads its ``monotonic()``, the runner arms the
+core's timers on it, the session and the dispatcher date frames by it. The real one is
+:class:`streamfsm._aio.clock.SystemClock`.
 :class:`FakeClock` moves only when a test calls :meth:`FakeClock.advance`, firing every due timer
 in deadline order, so timeout logic is tested instantly and exactly.
 """
@@ -10,12 +12,9 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    import asyncio
-
-__all__ = ["Clock", "FakeClock", "LoopClock", "TimerHandle"]
+__all__ = ["Clock", "FakeClock", "TimerHandle"]
 
 
 class TimerHandle(Protocol):
@@ -33,21 +32,6 @@ class Clock(Protocol):
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         """Call ``callback`` once, ``delay`` seconds from now (at once when ``delay <= 0``)."""
-
-
-class LoopClock:
-    """The event loop's clock and timers; use it from the loop's own thread only."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-
-    def monotonic(self) -> float:
-        """The loop's monotonic time."""
-        return self._loop.time()
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        """Schedule ``callback`` on the loop."""
-        return self._loop.call_later(max(0.0, delay), callback)
 
 
 class _FakeTimer:

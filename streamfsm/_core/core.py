@@ -31,21 +31,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import attrs
 from transitions import EventData, Machine, MachineError
 
 from streamfsm._core.commands import (
-    ArmTimer,
-    CancelTimer,
     ChangeAcknowledged,
     ChangeRejected,
-    CloseSession,
     Command,
     Input,
     OpenSession,
     ReportError,
     RestartRequested,
-    SendChange,
     SessionEnded,
     SessionReady,
     StartRequested,
@@ -54,19 +49,16 @@ from streamfsm._core.commands import (
     Timer,
     TimerFired,
 )
-from streamfsm._core.machine import State, transition_dicts
-from streamfsm._core.policies import Backoff, Breaker, StaleWatchdog
+from streamfsm._core.machine import State, state_callbacks, transition_dicts
+from streamfsm._core.policies import Backoff, Breaker, ChannelActivity, StaleWatchdog
 from streamfsm._core.records import TransitionRecord
 from streamfsm._core.subscriptions import (
-    CHANNELS,
-    EMPTY,
-    SUBSCRIBE,
     Subscription,
     SubscriptionBook,
 )
+from streamfsm._core.upkeep import CoreUpkeep, reason_of
 from streamfsm.config import StreamConfig
 from streamfsm.errors import (
-    ChangeIgnoredError,
     ConnectionLimitError,
     InternalError,
     InvalidTransitionError,
@@ -77,23 +69,7 @@ from streamfsm.errors import (
 __all__ = ["ChannelActivity", "ConnectionCore"]
 
 
-@attrs.define
-class ChannelActivity:
-    """Market-data arrival times per channel, written by the hot path, read by the watchdog."""
-
-    last_seen: dict[str, float] = attrs.Factory(dict)
-    received: bool = False
-    #: When the session's last market data arrived, on any channel (None before the first).
-    last_data: float | None = None
-
-    def clear(self) -> None:
-        """Forget everything: a new session starts."""
-        self.last_seen.clear()
-        self.received = False
-        self.last_data = None
-
-
-class ConnectionCore:
+class ConnectionCore(CoreUpkeep):
     """The ``transitions`` model: lifecycle decisions and effect intents, no I/O.
 
     Args:
@@ -160,26 +136,7 @@ class ConnectionCore:
         self._reported_defects: set[str] = set()
         self.machine = Machine(
             model=self,
-            states=[
-                {"name": State.IDLE, "on_enter": ["_enter_idle"]},
-                {"name": State.CONNECTING, "on_enter": ["_enter_connecting"]},
-                {
-                    "name": State.SUBSCRIBED,
-                    "on_enter": ["_enter_subscribed"],
-                    "on_exit": ["_exit_subscribed"],
-                },
-                {
-                    "name": State.BACKOFF,
-                    "on_enter": ["_enter_backoff"],
-                    "on_exit": ["_exit_backoff"],
-                },
-                {
-                    "name": State.CIRCUIT_OPEN,
-                    "on_enter": ["_enter_circuit_open"],
-                    "on_exit": ["_exit_circuit_open"],
-                },
-                {"name": State.STOPPED, "on_enter": ["_enter_stopped"]},
-            ],
+            states=state_callbacks(),
             transitions=transition_dicts(),
             initial=State.IDLE,
             auto_transitions=False,
@@ -201,13 +158,14 @@ class ConnectionCore:
         """
         match event:
             case SymbolsRequested(add=add, remove=remove):
-                self._request_symbols(add, remove)
+                self.book.want(add, remove)
+                self._fire("symbols_changed", reason="user")
             case StartRequested():
-                self._request_start()
+                self._fire("start", reason="user")
             case StopRequested(reason=reason):
-                self._request_stop(reason)
+                self._fire("stop", reason=reason)
             case RestartRequested(force=force):
-                self._request_restart(force=force)
+                self._fire("restart", reason="user_forced" if force else "user", force=force)
             case SessionReady(epoch=epoch, ack=ack, rejection=rejection):
                 self._session_ready(epoch, ack, rejection)
             case SessionEnded(epoch=epoch, error=error):
@@ -218,33 +176,6 @@ class ConnectionCore:
                 self._change_rejected(epoch, error)
             case TimerFired(timer=timer, token=token):
                 self._timer_fired(timer, token)
-
-    # ------------------------------------------------------------ inputs: commands
-
-    def _request_start(self) -> None:
-        """Begin the lifecycle; from idle or stopped only.
-
-        Raises:
-            InvalidTransitionError: when already running.
-        """
-        self._fire("start", reason="user")
-
-    def _request_stop(self, reason: str = "user") -> None:
-        """Stop from any state; idempotent."""
-        self._fire("stop", reason=reason)
-
-    def _request_restart(self, *, force: bool = False) -> None:
-        """Close the session and connect again; ``force`` also overrides an open breaker.
-
-        Raises:
-            InvalidTransitionError: when stopped.
-        """
-        self._fire("restart", reason="user_forced" if force else "user", force=force)
-
-    def _request_symbols(self, add: Subscription = EMPTY, remove: Subscription = EMPTY) -> None:
-        """Change the desired set; while subscribed only the difference is sent."""
-        self.book.want(add, remove)
-        self._fire("symbols_changed", reason="user")
 
     # ------------------------------------------------------------ inputs: facts
 
@@ -271,9 +202,9 @@ class ConnectionCore:
         if not self._current(epoch):
             return
         if self.state is State.CONNECTING:
-            self._fire("attempt_failed", reason=_reason(error), error=error)
+            self._fire("attempt_failed", reason=reason_of(error), error=error)
         elif self.state is State.SUBSCRIBED:
-            self._fire("connection_lost", reason=_reason(error), error=error)
+            self._fire("connection_lost", reason=reason_of(error), error=error)
         else:
             return
         if isinstance(error, InternalError) and not error.fatal:
@@ -437,39 +368,6 @@ class ConnectionCore:
         if isinstance(error, StreamError):
             self.outbox.append(ReportError(error))
 
-    # ------------------------------------------------------------ journal
-
-    def _record(self, event: EventData) -> None:
-        """after_state_change: one journal record per executed transition."""
-        transition = event.transition
-        assert transition is not None  # after_state_change only runs for executed transitions
-        src = transition.source
-        dst = transition.dest if transition.dest is not None else src
-        if transition.dest is not None:
-            self.state_since = self.clock()
-        error = event.kwargs.get("error")
-        self._seq += 1
-        record = TransitionRecord(
-            seq=self._seq,
-            wall_time=self.wall().isoformat(timespec="microseconds"),
-            monotonic=self.clock(),
-            correlation_id=self.correlation_id,
-            connection_id=self.connection_id,
-            epoch=self.epoch,
-            trigger=event.event.name,
-            src=State[src].value,
-            dst=State[dst].value,
-            reason=str(event.kwargs.get("reason", "")),
-            error=type(error).__name__ if error is not None else None,
-            code=error.server_code if isinstance(error, ServerError) else None,
-            attempt=self.attempts,
-            delay=self.last_delay,
-            last_data=self.activity.last_data,
-        )
-        if isinstance(error, StreamError):
-            self.last_error = error
-        self.on_record(record)
-
     # ------------------------------------------------------------ helpers
 
     def _fire(self, trigger: str, **kwargs: Any) -> None:
@@ -478,34 +376,6 @@ class ConnectionCore:
             self.trigger(trigger, **kwargs)
         except MachineError as exc:
             raise InvalidTransitionError(self.state.value, trigger) from exc
-
-    def _current(self, epoch: int) -> bool:
-        return epoch == self.epoch and self._session_open
-
-    def _close_session(self, reason: str) -> None:
-        if self._session_open:
-            self._session_open = False
-            self.outbox.append(CloseSession(self.epoch, reason))
-
-    def _arm(self, timer: Timer, delay: float) -> None:
-        self._tokens += 1
-        self._armed[timer] = self._tokens
-        self.outbox.append(ArmTimer(timer, delay, self._tokens))
-
-    def _disarm(self, timer: Timer) -> None:
-        if self._armed.pop(timer, None) is not None:
-            self.outbox.append(CancelTimer(timer))
-
-    def _arm_stale(self) -> None:
-        """(Re)arm the watchdog for the confirmed set; disarmed when nothing is watched."""
-        self._disarm(Timer.STALE)
-        if self.subscribed_at is None:
-            return
-        deadline = self.watchdog.deadline(
-            self.subscribed_at, self.activity.last_seen, self.book.confirmed
-        )
-        if deadline is not None:
-            self._arm(Timer.STALE, max(0.0, deadline - self.clock()))
 
     def _check_stale(self) -> None:
         if self.state is not State.SUBSCRIBED or self.subscribed_at is None:
@@ -520,53 +390,3 @@ class ConnectionCore:
             self._arm_stale()
         else:
             self._fire("data_stale", reason="stale", error=error)
-
-    def _session_turned_healthy(self) -> None:
-        self.session_healthy = True
-        self.backoff.reset()
-        self.breaker.record_success()
-
-    def _sync_subscriptions(self) -> None:
-        if self.state is not State.SUBSCRIBED:
-            return
-        confirmed = self.book.confirmed
-        change = self.book.next_change()
-        if change is None:
-            return
-        self.outbox.append(SendChange(self.epoch, change.action, change.symbols))
-        if change.action == SUBSCRIBE:
-            # A channel that starts streaming now is watched from now, not from the session start.
-            now = self.clock()
-            for channel in CHANNELS:
-                if change.symbols.channel(channel) and not confirmed.channel(channel):
-                    self.activity.last_seen[channel] = now
-
-    def _acknowledged(self, ack: Subscription) -> None:
-        """Record an ack; a change it shows was not applied is reported as refused."""
-        action = self.book.in_flight.action if self.book.in_flight else SUBSCRIBE
-        ignored = self.book.acknowledged(ack)
-        if ignored:
-            pairs = sorted((ch, symbol) for ch in CHANNELS for symbol in ignored.channel(ch))
-            self._report_rejection(ChangeIgnoredError(action, pairs))
-
-    def _report_defect(self, error: InternalError) -> None:
-        """A defect inside a session reaches ``on_error`` the first time in a breaker cycle.
-
-        The breaker and backoff already bound how often it recurs; repeating the same report
-        on every retry would only drown the first one.
-        """
-        if str(error) not in self._reported_defects:
-            self._reported_defects.add(str(error))
-            self.outbox.append(ReportError(error))
-
-    def _report_rejection(self, error: StreamError) -> None:
-        self.rejected_changes += 1
-        self.last_error = error
-        self.outbox.append(ReportError(error))
-
-
-def _reason(error: StreamError) -> str:
-    """A short snake_case cause for the journal."""
-    name = type(error).__name__
-    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
-    return snake.removesuffix("_error") or "error"

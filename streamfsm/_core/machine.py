@@ -26,7 +26,7 @@ from typing import Final
 
 import attrs
 
-__all__ = ["TRANSITIONS", "TRIGGERS", "Row", "State", "transition_dicts"]
+__all__ = ["TRANSITIONS", "TRIGGERS", "Row", "State", "state_callbacks", "transition_dicts"]
 
 
 class State(enum.Enum):
@@ -236,6 +236,22 @@ TRANSITIONS: Final[tuple[Row, ...]] = (
 
 #: Every trigger name, in table order.
 TRIGGERS: Final[tuple[str, ...]] = tuple(dict.fromkeys(row.trigger for row in TRANSITIONS))
+
+
+def state_callbacks() -> list[dict[str, object]]:
+    """The states with the model's enter and exit callbacks, as ``transitions.Machine`` takes them.
+
+    Each callback is named after its state (``_enter_subscribed``...); the model defines it.
+    """
+    exits = {State.SUBSCRIBED, State.BACKOFF, State.CIRCUIT_OPEN}
+    return [
+        {
+            "name": state,
+            "on_enter": [f"_enter_{state.value}"],
+            "on_exit": [f"_exit_{state.value}"] if state in exits else [],
+        }
+        for state in State
+    ]
 
 
 def transition_dicts() -> list[dict[str, object]]:

@@ -11,11 +11,13 @@ import math
 import random
 from collections.abc import Mapping
 
+import attrs
+
 from streamfsm._core.subscriptions import CHANNELS, Subscription
 from streamfsm.config import BackoffPolicy, BreakerPolicy, Jitter, StalePolicy
 from streamfsm.errors import StaleConnectionError
 
-__all__ = ["Backoff", "Breaker", "BreakerState", "StaleWatchdog"]
+__all__ = ["Backoff", "Breaker", "BreakerState", "ChannelActivity", "StaleWatchdog"]
 
 #: Decorrelated jitter draws up to this multiple of the previous delay (Brooker's "sleep * 3").
 DECORRELATED_SPREAD = 3.0
@@ -135,6 +137,22 @@ class Breaker:
         self.state = BreakerState.CLOSED
         self.failures = 0
         self.cooldown = self.policy.cooldown
+
+
+@attrs.define
+class ChannelActivity:
+    """Market-data arrival times per channel, written by the hot path, read by the watchdog."""
+
+    last_seen: dict[str, float] = attrs.Factory(dict)
+    received: bool = False
+    #: When the session's last market data arrived, on any channel (None before the first).
+    last_data: float | None = None
+
+    def clear(self) -> None:
+        """Forget everything: a new session starts."""
+        self.last_seen.clear()
+        self.received = False
+        self.last_data = None
 
 
 class StaleWatchdog:
