@@ -18,7 +18,7 @@ from streamfsm import BackoffPolicy, BreakerPolicy, Credentials, StalePolicy, St
 from streamfsm._core.machine import State
 from streamfsm._core.subscriptions import Subscription
 from streamfsm.audit.verify import verify_records
-from streamfsm.config import MIN_STALE_THRESHOLD
+from streamfsm.config import MIN_STALE_THRESHOLD, Transport
 from streamfsm.controller import StreamController
 from streamfsm.errors import (
     AuthenticationError,
@@ -49,6 +49,21 @@ FAST = StreamConfig(
     subscribe_timeout=2.0,
 )
 CREDENTIALS = Credentials(DEMO_KEY_ID, DEMO_SECRET)
+#: The transport the running test uses; every test runs on each (see the ``transport`` fixture).
+ACTIVE: dict[str, Transport] = {"transport": Transport.WEBSOCKETS}
+
+
+@pytest.fixture(autouse=True, params=list(Transport))
+def transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    """Run the test once on each transport: websockets and picows."""
+    ACTIVE["transport"] = request.param
+    yield request.param
+    ACTIVE["transport"] = Transport.WEBSOCKETS
+
+
+def fast() -> StreamConfig:
+    """FAST on the transport of the running test."""
+    return attrs.evolve(FAST, transport=ACTIVE["transport"])
 
 
 @pytest.fixture
@@ -93,7 +108,7 @@ def make(
 ) -> StreamController:
     return StreamController(
         kwargs.pop("credentials", CREDENTIALS),
-        attrs.evolve(config, url=sim.url("iex")),
+        attrs.evolve(config, url=sim.url("iex"), transport=ACTIVE["transport"]),
         on_quote=recorder,
         on_error=recorder.error,
         symbols=symbols,
@@ -171,7 +186,7 @@ def test_clean_close_codes_reconnect(sim: SimulatorThread, code: int) -> None:
 def test_mute_socket_is_detected_and_replaced(sim: SimulatorThread) -> None:
     """A socket that stays open but sends nothing is declared stale and replaced."""
     recorder = Recorder()
-    config = attrs.evolve(FAST, stale=StalePolicy(quotes=MIN_STALE_THRESHOLD))
+    config = attrs.evolve(fast(), stale=StalePolicy(quotes=MIN_STALE_THRESHOLD))
     ctl = make(sim, recorder, config=config)
     ctl.start()
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
@@ -231,7 +246,7 @@ def test_fatal_errors_stop_after_one_attempt(
 ) -> None:
     """402 and 409 stop the controller with the typed error after exactly one attempt."""
     recorder = Recorder()
-    config = attrs.evolve(FAST, url=sim.url(feed))
+    config = attrs.evolve(fast(), url=sim.url(feed))
     ctl = StreamController(
         credentials, config, on_quote=recorder, on_error=recorder.error, symbols=["AAPL"]
     )
@@ -310,7 +325,7 @@ def test_raising_callback_keeps_stream(sim: SimulatorThread) -> None:
 
     ctl = StreamController(
         CREDENTIALS,
-        attrs.evolve(FAST, url=sim.url("iex")),
+        attrs.evolve(fast(), url=sim.url("iex")),
         on_quote=flaky,
         symbols=["AAPL", "MSFT"],
     )
@@ -339,7 +354,7 @@ def test_subscribe_from_inside_a_callback(sim: SimulatorThread) -> None:
 
     ctl = StreamController(
         CREDENTIALS,
-        attrs.evolve(FAST, url=sim.url("iex")),
+        attrs.evolve(fast(), url=sim.url("iex")),
         on_quote=on_quote,
         on_trade=recorder,
         symbols=["AAPL"],
@@ -476,7 +491,7 @@ def test_journal_file_verifies_against_the_table(sim: SimulatorThread, tmp_path:
     from streamfsm.audit.verify import verify_file
 
     path = tmp_path / "journal.jsonl"
-    config = attrs.evolve(FAST, url=sim.url("iex"), journal_path=path)
+    config = attrs.evolve(fast(), url=sim.url("iex"), journal_path=path)
     ctl = StreamController(CREDENTIALS, config, on_quote=Recorder(), symbols=["AAPL"])
     ctl.start()
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
@@ -510,7 +525,7 @@ def test_slow_consumer_is_bounded_and_conflated() -> None:
             continue  # simulated work of a slow pricing model
 
     with SimulatorThread(SimConfig(rate=20_000, batch=100, seed=5)) as simulator:
-        config = attrs.evolve(FAST, url=simulator.url("iex"), dispatch_queue_size=500)
+        config = attrs.evolve(fast(), url=simulator.url("iex"), dispatch_queue_size=500)
         ctl = StreamController(
             CREDENTIALS, config, on_quote=slow, models="fast", symbols=["AAPL", "MSFT"]
         )

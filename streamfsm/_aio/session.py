@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 
 from streamfsm._aio.dispatch import Dispatcher
-from streamfsm._aio.transport import WebSocketTransport
+from streamfsm._aio.transport import Connection, open_transport
 from streamfsm._core.commands import (
     ChangeAcknowledged,
     ChangeRejected,
@@ -77,7 +77,7 @@ class Session:
             connection_id=command.connection_id, epoch=command.epoch, attempt=command.attempt
         )
         self._protocol: SessionProtocol | None = None
-        self._transport: WebSocketTransport | None = None
+        self._transport: Connection | None = None
 
     async def run(self) -> None:
         """Connect, handshake, stream; report the outcome to the core. The task's body."""
@@ -125,7 +125,7 @@ class Session:
         """
         config = self._config
         self._log.debug("session_opening", url=config.endpoint)
-        self._transport = await WebSocketTransport.open(
+        self._transport = await open_transport(
             config.endpoint, config, {"Content-Type": content_type(config.encoding)}
         )
         protocol = SessionProtocol(self._credentials, self._subscription, config, now=self._clock())

@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.version import version as websockets_version
 
-from streamfsm.config import StreamConfig
+from streamfsm.config import StreamConfig, Transport
 from streamfsm.errors import ConnectionClosedError, ConnectTimeoutError, TransportError
 
-__all__ = ["WebSocketTransport"]
+__all__ = ["Connection", "WebSocketTransport", "open_transport"]
 
 #: websockets logs every frame, the auth frame included, at DEBUG on its connection logger; ours
 #: is pinned above DEBUG (see :func:`streamfsm.logs.pin_library_loggers`), so no frame is logged.
@@ -120,3 +121,37 @@ class WebSocketTransport:
         transport = self._connection.transport
         if transport is not None:
             transport.abort()
+
+
+class Connection(Protocol):
+    """What a session needs of a transport; :class:`WebSocketTransport` and picows' both have it."""
+
+    async def recv(self) -> bytes | str:
+        """The next whole message."""
+        ...
+
+    async def send(self, fragments: Sequence[bytes | str]) -> None:
+        """Send one message made of ``fragments``."""
+        ...
+
+    async def close(self) -> None:
+        """Close politely within the close timeout, then drop the connection."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
+        ...
+
+
+async def open_transport(url: str, config: StreamConfig, headers: Mapping[str, str]) -> Connection:
+    """Open a connection on the transport ``config.transport`` names.
+
+    Raises:
+        ConnectTimeoutError: when it takes longer than ``config.connect_timeout``.
+        TransportError: when the TCP connection or the HTTP upgrade fails.
+    """
+    if config.transport is Transport.PICOWS:
+        from streamfsm._aio.picows_transport import PicowsTransport  # only with streamfsm[fast]
+
+        return await PicowsTransport.open(url, config, headers)
+    return await WebSocketTransport.open(url, config, headers)
