@@ -12,15 +12,20 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from streamfsm import cli
+from streamfsm import Credentials, cli
 from streamfsm.cli import live as run_command
 from streamfsm.cli._terminal import RICH_HINT
+from streamfsm.errors import StreamError
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
 
 WAIT = 10.0
@@ -298,3 +303,44 @@ def test_sim_serves_the_key_given_on_the_command_line() -> None:
         assert process.stderr is not None
         process.stdout.close()
         process.stderr.close()
+
+
+@settings(max_examples=200)
+@given(
+    flag=st.sampled_from(["--symbols", "--feed", "--url", "--max-age", "--log-level", "--journal"]),
+    value=st.one_of(
+        st.text(max_size=12),
+        st.sampled_from(["nan", "inf", "-1", "1e400", "0", "AAPL,,MSFT", "ws://127.0.0.1:0/v2"]),
+    ),
+)
+def test_any_flag_value_is_a_usage_error_or_a_valid_service(flag: str, value: str) -> None:
+    """Arbitrary flag text: argparse's exit 2, a typed error (exit 2 in run), or a built service."""
+    argv = ["run", "--symbols", "AAPL", "--url", "ws://127.0.0.1:9/v2/iex", flag, value]
+    if flag == "--journal":
+        argv[-1] = str(Path(tempfile.gettempdir()) / "streamfsm-cli-fuzz" / value)
+    try:
+        args = cli.build_parser().parse_args(argv)
+    except SystemExit as exited:
+        status = exited.code
+    else:
+        status = None
+    if status is not None:
+        assert status == 2
+        return
+    try:
+        service = run_command.build_service(args, Credentials(DEMO_KEY_ID, DEMO_SECRET))
+    except StreamError:
+        return
+    assert service.tracked()
+
+
+def test_a_malformed_secret_in_the_environment_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A secret that could never authenticate exits 2 with one line that does not echo it."""
+    monkeypatch.setenv("APCA_API_KEY_ID", DEMO_KEY_ID)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "two words")
+    assert cli.main(["run", "--symbols", "AAPL"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("streamfsm run: secret: expected")
+    assert "two words" not in err

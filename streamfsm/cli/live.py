@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from streamfsm.metrics import MetricsServer
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "build_service", "run"]
 
 EXIT_OK: Final = 0
 EXIT_FATAL: Final = 1
@@ -167,6 +167,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def build_service(args: argparse.Namespace, credentials: Credentials) -> PricingService:
+    """The pricing service ``args`` describe, tracking its symbols; nothing is connected yet.
+
+    Raises:
+        ConfigurationError: naming the flag's field, for a value the configuration refuses.
+        InvalidSymbolError: for a symbol that is not a ticker.
+    """
+    config = StreamConfig(feed=args.feed, url=args.url, journal_path=args.journal)
+    service = PricingService(credentials, config, max_age=args.max_age)
+    service.track(args.symbols)
+    return service
+
+
 def run(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
     """Run ``streamfsm run`` with parsed ``args``; returns the exit status."""
     out = stdout if stdout is not None else sys.stdout
@@ -178,10 +191,12 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
             f"secret ({exc.variable} is missing or blank)\n"
         )
         return EXIT_USAGE
+    except ConfigurationError as exc:
+        # A key id or secret that could never authenticate (spaces, control characters, ...).
+        sys.stderr.write(f"{PROG}: {exc}\n")
+        return EXIT_USAGE
     try:
-        config = StreamConfig(feed=args.feed, url=args.url, journal_path=args.journal)
-        service = PricingService(credentials, config, max_age=args.max_age)
-        service.track(args.symbols)
+        service = build_service(args, credentials)
     except ConfigurationError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
         return EXIT_USAGE
