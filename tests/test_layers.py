@@ -113,3 +113,26 @@ def test_every_unit_in_the_table_exists() -> None:
     """The layer table names no unit that has gone, so it stays the real architecture."""
     present = {unit_of(path) for path in SOURCES}
     assert set(ALLOWED) - present <= {"_validate", "_portal"}
+
+
+def documented_layers() -> dict[str, frozenset[str]]:
+    """The layer table of docs/architecture.md, ``foundation`` expanded."""
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = text.split("<!-- layers -->")[1].split("<!-- /layers -->")[0]
+    layers: dict[str, frozenset[str]] = {}
+    for line in table.strip().splitlines()[2:]:
+        unit_cell, _what, imports_cell = (cell.strip() for cell in line.strip("|").split("|"))
+        names: set[str] = set()
+        for cell in imports_cell.split(","):
+            item = cell.strip().strip("`")
+            if item == "foundation":
+                names |= FOUNDATION
+            elif item != "nothing":
+                names.add(item)
+        layers[unit_cell.strip("`")] = frozenset(names)
+    return layers
+
+
+def test_the_documented_layers_are_the_enforced_ones() -> None:
+    """docs/architecture.md draws exactly the table this module enforces."""
+    assert documented_layers() == ALLOWED
