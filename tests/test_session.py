@@ -73,7 +73,7 @@ def transport(monkeypatch: pytest.MonkeyPatch) -> FakeTransport:
     async def open_fake(*_args: object) -> FakeTransport:
         return fake
 
-    monkeypatch.setattr(session_module.WebSocketTransport, "open", open_fake)
+    monkeypatch.setattr(session_module, "open_transport", open_fake)
     return fake
 
 
