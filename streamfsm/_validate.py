@@ -35,6 +35,7 @@ __all__ = [
     "require_number",
     "require_seconds",
     "require_text",
+    "require_timeout",
     "seconds",
     "text",
 ]
@@ -105,6 +106,16 @@ def require_seconds(
     return require_number(
         field, value, low=low, high=MAX_SECONDS, open_low=open_low, unit="seconds"
     )
+
+
+def require_timeout(field: str, value: object) -> float | None:
+    """Return a method's ``timeout`` argument: None (wait as long as it takes) or 0 .. a week.
+
+    Raises:
+        ConfigurationError: for a bool, a non-number, NaN, a negative or a huge value (which
+            ``threading`` cannot wait for).
+    """
+    return None if value is None else require_seconds(field, value, allow_zero=True)
 
 
 def require_count(field: str, value: object, *, low: int = 1, high: int = MAX_COUNT) -> int:

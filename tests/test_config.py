@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import pytest
 
+from streamfsm import State
 from streamfsm.config import (
     BackoffPolicy,
     BreakerPolicy,
@@ -229,3 +230,23 @@ def test_subscribing_a_channel_without_its_handler_is_refused() -> None:
     with pytest.raises(ConfigurationError) as listener:
         ctl.add_listener(42)  # type: ignore[arg-type]
     assert listener.value.field == "listener"
+
+
+@pytest.mark.parametrize("timeout", [math.nan, math.inf, -1.0, 1e300, True, "5"])
+def test_method_timeouts_are_checked_at_the_call(timeout: object) -> None:
+    """wait_for, wait_synced, start, stop and close refuse a timeout threading cannot wait for."""
+    ctl = StreamController(Credentials(DEMO_KEY_ID, DEMO_SECRET), on_quote=print)
+    calls: list[Any] = [
+        lambda: ctl.wait_for(State.SUBSCRIBED, timeout),
+        lambda: ctl.wait_synced(timeout),
+        lambda: ctl.start(timeout),
+        lambda: ctl.stop(timeout),
+        lambda: ctl.close(timeout),
+    ]
+    try:
+        for call in calls:
+            with pytest.raises(ConfigurationError) as caught:
+                call()
+            assert caught.value.field == "timeout"
+    finally:
+        ctl.close()

@@ -20,6 +20,7 @@ from streamfsm._aio.engine import Engine
 from streamfsm._core.commands import Input
 from streamfsm._core.tracking import GapReport
 from streamfsm._portal import LoopPortal, PortalClosedError
+from streamfsm._validate import require_timeout
 from streamfsm.errors import ControllerStoppedError, ShutdownTimeoutError
 
 __all__ = ["EngineBridge", "block_until_signalled"]
@@ -61,7 +62,9 @@ class EngineBridge:
 
         Raises:
             ControllerStoppedError: when the loop thread does not come up within ``timeout``.
+            ConfigurationError: when ``timeout`` is neither None nor 0 .. a week of seconds.
         """
+        timeout = require_timeout("timeout", timeout)
         engine = self.engine
         if engine is not None and self.portal.running:
             return engine
@@ -138,7 +141,9 @@ class EngineBridge:
             ShutdownTimeoutError: when ``stopping`` and it has not finished after ``timeout``.
             ControllerStoppedError: when not ``stopping`` and it has not finished after
                 ``timeout``, or when the loop is closed meanwhile.
+            ConfigurationError: when ``timeout`` is neither None nor 0 .. a week of seconds.
         """
+        timeout = require_timeout("timeout", timeout)
         try:
             self.portal.run(make, timeout)
         except TimeoutError as exc:
@@ -153,7 +158,9 @@ class EngineBridge:
 
         Raises:
             ShutdownTimeoutError: when the loop thread still runs after ``timeout``.
+            ConfigurationError: when ``timeout`` is neither None nor 0 .. a week of seconds.
         """
+        timeout = require_timeout("timeout", timeout)
         with self._opening:
             if self.running:
                 stop()

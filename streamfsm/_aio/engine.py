@@ -34,6 +34,7 @@ from streamfsm._core.machine import State
 from streamfsm._core.runner import Runner
 from streamfsm._core.subscriptions import CHANNELS
 from streamfsm._core.tracking import DataTracker, GapReport
+from streamfsm._validate import require_timeout
 from streamfsm.config import StreamConfig
 from streamfsm.credentials import Credentials
 from streamfsm.errors import StreamError
@@ -154,8 +155,11 @@ class Engine:
 
         Waits up to ``timeout`` for a callback running now to return; what waits is discarded
         and counted as dropped.
+
+        Raises:
+            ConfigurationError: when ``timeout`` is neither None nor 0 .. a week of seconds.
         """
-        self.dispatcher.close(timeout)
+        self.dispatcher.close(require_timeout("timeout", timeout))
 
     def stop_now(self, reason: str = "user") -> None:
         """Stop the machine and discard undelivered data, without waiting; on the loop's thread.

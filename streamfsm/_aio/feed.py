@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from streamfsm._aio.journal import Journal
 from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
+from streamfsm._validate import require_timeout
 from streamfsm.config import StreamConfig
 from streamfsm.logs import StreamLogger, transition_level
 
@@ -89,7 +90,12 @@ class TransitionFeed:
             self._changed.notify_all()
 
     def wait(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
-        """Block until ``predicate()`` holds; False when ``timeout`` passes first."""
+        """Block until ``predicate()`` holds; False when ``timeout`` passes first.
+
+        Raises:
+            ConfigurationError: when ``timeout`` is neither None nor 0 .. a week of seconds.
+        """
+        timeout = require_timeout("timeout", timeout)
         with self._changed:
             return self._changed.wait_for(predicate, timeout)
 

@@ -27,6 +27,7 @@ import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from streamfsm._validate import member
 from streamfsm.config import Feed
 from streamfsm.errors import ConfigurationError, LocalProtocolError
 from streamfsm.logs import StreamLogger
@@ -144,11 +145,7 @@ def _message(value: object) -> str | None:
 
 
 def _member(kind: type[_E], field: str, value: object) -> _E:
-    for member in kind:
-        if value == member.value:
-            return member
-    choices = ", ".join(str(member.value) for member in kind)
-    raise ConfigurationError(field, f"one of {choices}", value)
+    return member(kind, field)(value)
 
 
 def _malformed_kind(value: object) -> MalformedKind:
