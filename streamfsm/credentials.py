@@ -113,10 +113,15 @@ class Credentials:
 
         Raises:
             MissingCredentialsError: naming every variable that is unset or blank.
+            ConfigurationError: when ``environ`` is not a mapping, or a value could never
+                authenticate (spaces, control or non-ASCII characters).
         """
+        if environ is not None and not isinstance(environ, Mapping):
+            raise ConfigurationError("environ", "a mapping of variable names to values", environ)
         env = os.environ if environ is None else environ
         variables = (KEY_ID_VARIABLE, SECRET_VARIABLE)
-        values = [env.get(variable, "").strip() for variable in variables]
+        raw = [env.get(variable, "") for variable in variables]
+        values = [value.strip() if isinstance(value, str) else value for value in raw]
         missing = [variable for variable, value in zip(variables, values, strict=True) if not value]
         if missing:
             raise MissingCredentialsError(*missing)

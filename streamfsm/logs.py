@@ -46,9 +46,9 @@ __all__ = [
 
 #: The logger every streamfsm event goes to (or to a child of it).
 LOGGER_NAME: Final = "streamfsm"
-#: The loggers streamfsm hands to websockets, client and simulator. websockets logs every frame
-#: at DEBUG on them, the auth frame with its secret included; they are pinned above DEBUG.
-FRAME_LOGGERS: Final = ("streamfsm.websockets", "streamfsm.sim.websockets")
+#: The loggers streamfsm hands to websockets (client and simulator) and picows. They log frames
+#: at DEBUG, the auth frame with its secret included; they are pinned above DEBUG.
+FRAME_LOGGERS: Final = ("streamfsm.websockets", "streamfsm.sim.websockets", "streamfsm.picows")
 REDACTED: Final = "***"
 #: Keys whose values are always masked, compared case-insensitively.
 SECRET_KEYS: Final = frozenset(

@@ -128,3 +128,13 @@ def test_keys_that_could_never_authenticate_are_refused(
         Credentials(key_id, secret)  # type: ignore[arg-type]
     assert caught.value.field == field
     assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [[], "APCA_API_KEY_ID=x", {KEY_ID_VARIABLE: 5, SECRET_VARIABLE: SECRET}],
+)
+def test_from_env_refuses_what_is_not_an_environment(environ: object) -> None:
+    """A non-mapping, or a non-string value in it, is a ConfigurationError, not AttributeError."""
+    with pytest.raises(ConfigurationError):
+        Credentials.from_env(environ)  # type: ignore[arg-type]
