@@ -20,7 +20,7 @@ import msgpack
 import msgspec
 import websockets
 
-from benchmarks.picows_loop import bare_picows
+from benchmarks.picows_loop import bare_picows, bare_picows_deflate
 from benchmarks.server import SYMBOLS
 from streamfsm.config import OverflowPolicy, StreamConfig
 from streamfsm.controller import StreamController
@@ -148,12 +148,12 @@ def lossless(url: str, messages: int) -> StreamConfig:
     )
 
 
-def _streamfsm(mode: str) -> Callable[[str, int], Sample]:
+def _streamfsm(mode: str, transport: str = "websockets") -> Callable[[str, int], Sample]:
     def run(url: str, messages: int) -> Sample:
         counter = Counter(messages)
         controller = StreamController(
             credentials(),
-            lossless(url, messages),
+            attrs.evolve(lossless(url, messages), transport=transport),
             on_quote=counter.on_message,
             models=mode,
             symbols=SYMBOLS,
@@ -308,12 +308,14 @@ CLIENTS: Final[dict[str, Callable[[str, int], Sample]]] = {
     "streamfsm fast": _streamfsm("fast"),
     "streamfsm raw": _streamfsm("raw"),
     "streamfsm alpaca": _streamfsm("alpaca"),
+    "streamfsm fast picows": _streamfsm("fast", "picows"),
     "alpaca-py raw_data": _alpaca(raw=True),
     "alpaca-py typed": _alpaca(raw=False),
     "websockets + msgpack": _bare(_bare_msgpack),
     "websockets + msgspec": _bare(_bare_msgspec),
     "websockets + msgspec + callback": _bare(_bare_msgspec_callback),
     "picows + msgspec": _bare(bare_picows),
+    "picows + zlib + msgspec": _bare(bare_picows_deflate),
 }
 
 

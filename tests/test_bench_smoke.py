@@ -35,6 +35,8 @@ CLIENTS: Final = {
     "websockets + msgspec",
     "websockets + msgspec + callback",
     "picows + msgspec",
+    "picows + zlib + msgspec",
+    "streamfsm fast picows",
 }
 
 
