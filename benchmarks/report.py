@@ -22,12 +22,12 @@ THROUGHPUT_BUDGETS: Final = (
     ("streamfsm fast picows", "picows + zlib + msgspec", 1 / 1.3, "within 1.3x"),
     ("streamfsm fast picows", "websockets + msgpack", 3.0, "at least 3x as fast as"),
 )
-#: streamfsm fast's p99 latency at 20k msgs/s before the per-frame hot path (docs/benchmarks.md
-#: of the earlier release, same machine); the budget is "no worse than that".
+#: p99 latency at 20k msgs/s before the per-frame hot path, from the last run of the earlier
+#: dispatcher (same machine): streamfsm fast 2142 µs, alpaca-py typed 8226 µs. The machine is
+#: shared and its load moves p99 several-fold between runs, so the budget "no worse than
+#: before" is judged against the same run's alpaca-py: streamfsm's p99 over alpaca-py's.
 BASELINE_P99_US: Final = 2142.0
-#: How much worse than the baseline a p99 may read before it counts as worse: the machine is
-#: shared, and p99 of a 3 s window moves by this much from run to run with nothing changed.
-P99_NOISE: Final = 1.25
+BASELINE_ALPACA_P99_US: Final = 8226.0
 #: stop() must return within this many milliseconds from every state.
 STOP_BUDGET_MS: Final = 50.0
 #: Idle-like states may use at most this share of a core.
@@ -76,14 +76,18 @@ def budgets(results: dict[str, Any], reconnect_backoff_ms: float) -> list[dict[s
                 "met": 1 / cost >= minimum,
             }
         )
-    latency = results.get("latency", {}).get("streamfsm fast", {})
-    if "p99_us" in latency:
+    latency = results.get("latency", {})
+    mine, theirs = latency.get("streamfsm fast", {}), latency.get("alpaca-py typed", {})
+    if "p99_us" in mine and "p99_us" in theirs:
+        before = BASELINE_P99_US / BASELINE_ALPACA_P99_US
+        now = mine["p99_us"] / theirs["p99_us"]
         rows.append(
             {
-                "budget": f"streamfsm fast p99 at 20k msgs/s no worse than before "
-                f"({BASELINE_P99_US:.0f} µs, x{P99_NOISE:g} for noise)",
-                "measured": f"p99 {latency['p99_us']:.0f} µs",
-                "met": latency["p99_us"] <= BASELINE_P99_US * P99_NOISE,
+                "budget": "streamfsm fast p99 at 20k msgs/s no worse than before, relative to "
+                f"alpaca-py typed in the same run (before: {BASELINE_P99_US:.0f} / "
+                f"{BASELINE_ALPACA_P99_US:.0f} µs = {before:.2f})",
+                "measured": f"p99 {mine['p99_us']:.0f} / {theirs['p99_us']:.0f} µs = {now:.2f}",
+                "met": now <= before,
             }
         )
     stops = results.get("stop", {}).get("streamfsm", {})

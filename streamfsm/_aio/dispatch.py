@@ -178,7 +178,7 @@ class Dispatcher:
                 return
             if kind is not None and kind not in self._deliveries:
                 return  # nobody listens to this channel
-            if self._backlog or self._consumer_busy or self._pending is not None:
+            if self._backlog.waiting or self._consumer_busy or self._pending is not None:
                 self._backlog.append(batch, received_at, self._clock())
                 self._idle.clear()
                 self._wakeup.set()
@@ -279,7 +279,7 @@ class Dispatcher:
             return True
         self.current_received_at = received_at
         self.lag_histogram.observe(max(0.0, self._clock() - received_at))
-        started = time.perf_counter()
+        started = began = time.perf_counter()
         todo = messages
         try:
             while todo:
@@ -289,7 +289,6 @@ class Dispatcher:
                     size = max(size, 1)
                     todo, later = todo[:size], todo[size:]
                 rest = iter(todo)
-                began = time.perf_counter()
                 unheard = self._slice(rest, kind)
                 left = list(rest)  # empty unless the slice was interrupted
                 ended = time.perf_counter()
@@ -305,7 +304,7 @@ class Dispatcher:
                 if self._pending is not None or ended - started > self._yield_after:
                     self._backlog.push_front(left, received_at, self._clock())
                     return False
-                todo = left
+                todo, began = left, ended
             return self._pending is None
         finally:
             self.current_received_at = None

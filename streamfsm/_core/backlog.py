@@ -98,6 +98,8 @@ class Backlog:
         self.max_bytes = max_bytes
         self.max_age = max_age
         self._items: collections.deque[_Batch | Notice] = collections.deque()
+        #: The same deque, for a truth test without a method call on the hot path (read-only).
+        self.waiting = self._items
         #: symbol -> where its newest waiting quote is (batch, position).
         self._newest: dict[str, tuple[_Batch, int]] = {}
         self._units: dict[type, int] = {}
