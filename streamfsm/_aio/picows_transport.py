@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import socket
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -36,6 +38,7 @@ from picows import (
     WSTransport,
     ws_connect,
 )
+from picows.url import WSParsedURL
 from picows.version import __version__ as picows_version
 
 from streamfsm.config import StreamConfig
@@ -115,6 +118,8 @@ class PicowsTransport:
         self._refused: TransportError | None = None
         #: Set when open() gave up (cancelled, timed out) before picows finished the handshake.
         self._abandoned = False
+        #: The TCP socket handed to picows, until the handshake completes.
+        self._socket: socket.socket | None = None
         self._paused = False
         self._inflater: zlib._Decompress | None = None
         self._wbits = _DEFAULT_WBITS
@@ -152,6 +157,7 @@ class PicowsTransport:
                     auto_ping_idle_timeout=interval or 0,
                     auto_ping_reply_timeout=reply,
                     max_frame_size=config.max_frame_bytes,
+                    socket_factory=self._connect_socket,
                     extra_headers={
                         **headers,
                         "User-Agent": USER_AGENT,
@@ -159,9 +165,11 @@ class PicowsTransport:
                     },
                 )
         except BaseException as exc:
-            # Cancelled or failed: a handshake that completes later is dropped at once.
+            # Cancelled or failed: a handshake that completes later is dropped at once, and one
+            # still in flight loses its socket (picows keeps it open otherwise).
             self._abandoned = True
             self.abort()
+            self._shut_socket()
             if isinstance(exc, TimeoutError):
                 raise ConnectTimeoutError("connect", config.connect_timeout) from exc
             if isinstance(exc, OSError | WSError | ValueError):
@@ -171,6 +179,38 @@ class PicowsTransport:
             transport.disconnect(graceful=False)
             raise self._refused
         return self
+
+    async def _connect_socket(self, url: WSParsedURL) -> socket.socket:
+        """Connect a TCP socket for picows, and keep it, so an abandoned handshake can end it.
+
+        Raises:
+            OSError: when no address of the host accepts the connection.
+        """
+        loop = asyncio.get_running_loop()
+        addresses = await loop.getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
+        failure: OSError | None = None
+        for family, kind, proto, _name, address in addresses:
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                failure = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            self._socket = sock
+            return sock
+        raise failure or OSError(f"no address for {url.host}")
+
+    def _shut_socket(self) -> None:
+        """End the TCP connection of a handshake nobody waits for; its transport then closes."""
+        sock, self._socket = self._socket, None
+        if sock is not None and self._transport is None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     # ------------------------------------------------------------ the interface
 
@@ -240,6 +280,7 @@ class PicowsTransport:
     def _on_connected(self, transport: WSTransport) -> None:
         """The upgrade succeeded: read the extension answer before the first frame arrives."""
         self._transport = transport
+        self._socket = None  # the transport owns it now
         if self._abandoned:
             transport.disconnect(graceful=False)
             return
