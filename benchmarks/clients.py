@@ -162,7 +162,7 @@ def _streamfsm(mode: str, transport: str = "websockets") -> Callable[[str, int],
         try:
             counter.done.wait(run_timeout(messages))
         finally:
-            controller.stop()
+            controller.close()
         return counter.sample()
 
     return run

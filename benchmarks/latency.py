@@ -58,7 +58,7 @@ def _streamfsm(url: str, mode: str, seconds: float) -> dict[str, float]:
     try:
         time.sleep(WARMUP + seconds)
     finally:
-        controller.stop()
+        controller.close()
     return recorder.summary()
 
 

@@ -92,7 +92,7 @@ def measure_memory(url: str, messages: int) -> dict[str, Any]:
             rss_peak = max(rss_peak, _rss_mb())
             queue_peak = max(queue_peak, health.queued_messages)
     finally:
-        controller.stop()
+        controller.close()
     final = controller.health()
     received = final.messages["quotes"]
     growth = rss_peak - rss_start

@@ -147,7 +147,7 @@ class Session:
         assert self._protocol is not None
         recv = self._transport.recv
         receive = self._protocol.receive_frame
-        protocol = self._protocol
+        pending = self._protocol.pending
         observe = self._tracker.observe
         put = self._dispatcher.put
         clock = self._clock
@@ -157,7 +157,7 @@ class Session:
             data = receive(frame, now)
             if data:
                 put(data, now, observe(data, now))
-            if protocol.has_events:
+            if pending:
                 self._events()
 
     async def _flush(self) -> None:

@@ -159,9 +159,11 @@ class SessionProtocol:
         self._credentials = credentials
         self._subscription = subscription
         self._config = config
-        self._decoder = FrameDecoder(config.encoding)
+        self._decode = FrameDecoder(config.encoding).decode
         self._outgoing: list[Outgoing] = []
-        self._events: list[SessionEvent] = []
+        #: Events not yet taken by :meth:`events_received`; the list object never changes, so a
+        #: pump may keep it and test it per frame.
+        self.pending: list[SessionEvent] = []
         self.phase = Phase.WELCOME
         self._timeout = config.connect_timeout
         self.deadline: float | None = now + self._timeout
@@ -175,7 +177,8 @@ class SessionProtocol:
 
     def events_received(self) -> list[SessionEvent]:
         """What happened since the last call, oldest first; empties the list."""
-        events, self._events = self._events, []
+        events = self.pending[:]
+        self.pending.clear()
         return events
 
     @property
@@ -183,42 +186,44 @@ class SessionProtocol:
         """True once the session is over."""
         return self.phase is Phase.FAILED
 
-    @property
-    def has_events(self) -> bool:
-        """True when :meth:`events_received` has something (a cheap check per frame)."""
-        return bool(self._events)
-
     # ------------------------------------------------------------ input
 
     def receive_frame(self, frame: bytes | str, now: float) -> list[Any]:
         """Take one whole frame; return its market data (only while streaming), in order.
 
-        Control messages become events and, during the handshake, outgoing messages.
+        Control messages become events and, during the handshake, outgoing messages. While
+        streaming this is the hot path: one decode, and work per control message only.
 
         Raises:
             LocalProtocolError: when the session has already failed.
         """
+        if self.phase is not Phase.STREAMING:
+            self._receive_handshake(frame, now)
+            return []
+        try:
+            decoded = self._decode(frame)
+        except RemoteProtocolError as error:
+            self.pending.append(FrameSkipped(error=error))
+            return []
+        if decoded.skipped:
+            self.pending.append(FrameSkipped(messages=decoded.skipped))
+        if decoded.control:
+            for event in decoded.control:
+                self._streaming(event)
+        return decoded.data
+
+    def _receive_handshake(self, frame: bytes | str, now: float) -> None:
         if self.phase is Phase.FAILED:
             raise LocalProtocolError("the session has failed; it reads nothing more")
         try:
-            decoded = self._decoder.decode(frame)
+            decoded = self._decode(frame)
         except RemoteProtocolError as error:
-            if self.phase is Phase.STREAMING:
-                self._events.append(FrameSkipped(error=error))
-            else:
-                self._fail(error)
-            return []
-        if self.phase is not Phase.STREAMING:
-            for event in decoded.control:
-                self._handshake(event, now)
-                if self.failed:
-                    return []
-            return []
-        if decoded.skipped:
-            self._events.append(FrameSkipped(messages=decoded.skipped))
+            self._fail(error)
+            return
         for event in decoded.control:
-            self._streaming(event)
-        return decoded.data
+            self._handshake(event, now)
+            if self.failed:
+                return
 
     def timeout(self, now: float) -> None:
         """Time has come to ``now``: a phase past its deadline fails the session."""
@@ -259,15 +264,15 @@ class SessionProtocol:
 
     def _streaming(self, event: object) -> None:
         if isinstance(event, SubscriptionAck):
-            self._events.append(ChangeAcked(event.subscription))
+            self.pending.append(ChangeAcked(event.subscription))
         elif isinstance(event, ServerErrorEvent):
             error = event.error()
             if error.rejects_change:
-                self._events.append(ChangeRefused(error))
+                self.pending.append(ChangeRefused(error))
             elif error.fatal:
                 self._fail(error)
             else:
-                self._events.append(ServerWarning(error))
+                self.pending.append(ServerWarning(error))
 
     def _enter(self, phase: Phase, timeout: float, now: float) -> None:
         self.phase = phase
@@ -277,10 +282,10 @@ class SessionProtocol:
     def _ready(self, ack: Subscription, rejection: ServerError | None) -> None:
         self.phase = Phase.STREAMING
         self.deadline = None
-        self._events.append(HandshakeDone(ack, rejection))
+        self.pending.append(HandshakeDone(ack, rejection))
 
     def _fail(self, error: StreamError) -> None:
         self.phase = Phase.FAILED
         self.deadline = None
         self._outgoing.clear()
-        self._events.append(SessionFailed(error))
+        self.pending.append(SessionFailed(error))
