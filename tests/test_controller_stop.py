@@ -135,3 +135,29 @@ def test_a_stopped_controller_holds_no_journal_file(sim: SimulatorThread, tmp_pa
     ctl.close()
     assert open_files(path) == []
     assert len(path.read_text(encoding="utf-8").splitlines()) == len(ctl.journal())
+
+
+def loop_threads(ctl: StreamController) -> list[threading.Thread]:
+    """The controller's own loop thread, if it runs."""
+    return [t for t in threading.enumerate() if t.name == f"streamfsm-{ctl.correlation_id}"]
+
+
+def test_the_loop_thread_lives_from_the_first_command_until_close(sim: SimulatorThread) -> None:
+    """subscribe() before start() opens the loop; stop() keeps it; close() ends it; with too."""
+    config = attrs.evolve(CONFIG, url=sim.url("iex"))
+    ctl = StreamController(CREDENTIALS, config, on_quote=lambda _q: None)
+    assert loop_threads(ctl) == []
+    ctl.subscribe(quotes=["AAPL"])
+    (thread,) = loop_threads(ctl)
+    ctl.start()
+    assert ctl.wait_for(State.SUBSCRIBED, WAIT)
+    ctl.stop()
+    assert loop_threads(ctl) == [thread]
+    ctl.close()
+    assert loop_threads(ctl) == []
+    assert ctl.state is State.STOPPED
+    with ctl:
+        assert ctl.wait_for(State.SUBSCRIBED, WAIT)
+        assert len(loop_threads(ctl)) == 1
+    assert loop_threads(ctl) == []
+    assert ctl.state is State.STOPPED
