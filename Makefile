@@ -10,7 +10,7 @@ PYTHONS ?= 3.11 3.12 3.13
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: demo test lint typecheck diagram-check layers pytest test-pythons test-latest lock \
+.PHONY: soak demo test lint typecheck diagram-check layers pytest test-pythons test-latest lock \
 	bench bench-smoke diagram clean
 
 $(BIN)/python:
@@ -61,6 +61,11 @@ test-latest: $(BIN)/python
 # Refreshes uv.lock to the newest releases that pyproject.toml allows.
 lock: $(BIN)/python
 	$(UV) lock --upgrade
+
+# A bounded chaos run on the simulator; SOAK_MINUTES=10 make soak for a shorter one.
+SOAK_MINUTES ?= 30
+soak: $(STAMP)
+	$(BIN)/python -m tools.soak --minutes $(SOAK_MINUTES)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
