@@ -319,4 +319,17 @@ def write_markdown(results: dict[str, Any], reading: str, path: Path) -> None:
         lines += [f"| `{row['function']}` | {row['share']:.1%} |" for row in profile["top"]]
     lines += ["", "## Reading", "", reading, ""]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + _kept_tail(path))
+
+
+#: Sections after this line are measured by their own commands and kept by ``make bench``.
+KEPT_MARKER = "<!-- Measured by their own commands (see each section); make bench keeps them. -->"
+
+
+def _kept_tail(path: Path) -> str:
+    """The part of the existing document from :data:`KEPT_MARKER` on, or an empty string."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    index = text.find(KEPT_MARKER)
+    return "\n" + text[index:] if index >= 0 else ""
