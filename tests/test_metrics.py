@@ -91,6 +91,8 @@ def test_endpoints_over_a_real_socket(sim: SimulatorThread) -> None:
     """/healthz and /readyz follow the controller; /metrics counts a dropped connection."""
     config = attrs.evolve(CONFIG, url=sim.url("iex"))
     ctl = StreamController(CREDENTIALS, config, on_quote=lambda _q: None, symbols=["AAPL"])
+    lost = threading.Event()
+    ctl.add_listener(lambda record: lost.set() if record.trigger == "connection_lost" else None)
     with serve(ctl, port=0) as server:
         assert server.host == "127.0.0.1"
         assert get(f"{server.url}/healthz") == (200, "alive\n")
@@ -99,7 +101,8 @@ def test_endpoints_over_a_real_socket(sim: SimulatorThread) -> None:
         assert ctl.wait_synced(WAIT)
         assert get(f"{server.url}/readyz") == (200, "ready\n")
         sim.drop()
-        assert ctl.wait_for(State.BACKOFF, WAIT)
+        # The backoff lasts 50 ms: wait for the loss itself, not for a state it passes through.
+        assert lost.wait(WAIT)
         assert ctl.wait_synced(WAIT)
         status, text = get(f"{server.url}/metrics")
         assert status == 200
