@@ -22,7 +22,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamfsm import State, StreamController
+from streamfsm import StreamController
 from streamfsm.cli.demo.endpoints import METRICS_NAME
 from streamfsm.cli.demo.play import DemoOptions, run_demo
 from streamfsm.config import BackoffPolicy, StreamConfig
