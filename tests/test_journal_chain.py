@@ -219,3 +219,19 @@ def test_a_journal_that_is_not_a_regular_file_is_never_synced(
         journal.append(record)
     journal.close()
     assert counter.calls == 0
+
+
+def test_every_transition_logs_the_journal_head(tmp_path: Path) -> None:
+    """The state_changed event carries the hash of the line just written: an anchor outside."""
+    from streamfsm._aio.feed import TransitionFeed
+    from streamfsm.logs import StreamLogger, capture_events
+
+    path = tmp_path / "j.jsonl"
+    feed = TransitionFeed(StreamConfig(journal_path=path), StreamLogger(), clock=lambda: 0.0)
+    with capture_events() as events:
+        for record in walk(*SESSION):
+            feed.publish(record)
+    feed.journal.close()
+    lines = path.read_bytes().split(b"\n")[:-1]
+    heads = [e["journal_head"] for e in events if e["event"] == "state_changed"]
+    assert heads == [line_hash(line) for line in lines]

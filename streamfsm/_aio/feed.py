@@ -70,6 +70,8 @@ class TransitionFeed:
             attempt=record.attempt,
             delay=record.delay,
             connection_id=record.connection_id,
+            seq=record.seq,
+            journal_head=self.journal.head,
         )
         for listener in list(self._listeners):
             try:

@@ -96,6 +96,15 @@ class Journal:
             self._sync_if_due()
         return chained
 
+    @property
+    def head(self) -> str | None:
+        """The hash of the last record appended (the ``prev_hash`` the next one will carry).
+
+        Logged with every transition, so the head of the file is also kept outside it: a removed
+        or edited last line is caught by comparing the file's head with the logged one.
+        """
+        return self._link
+
     def records(self) -> tuple[TransitionRecord, ...]:
         """The retained records, oldest first."""
         with self._lock:
