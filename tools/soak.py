@@ -34,14 +34,13 @@ from streamfsm._core.tracking import GapReport
 from streamfsm.config import BackoffPolicy, BreakerPolicy, StalePolicy, StreamConfig
 from streamfsm.credentials import Credentials
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
+from tools.soak_faults import AUTH_TIMEOUT, FAULT_KINDS, STALE_QUOTES, FaultKind
 
 __all__ = ["FAULT_KINDS", "SoakReport", "main", "run_soak"]
 
 SYMBOLS: Final = ("AAPL", "MSFT", "NVDA", "AMZN", "SPY")
 #: Messages per second from the simulator over every symbol and channel.
 SIM_RATE: Final = 300.0
-STALE_QUOTES: Final = 1.0
-AUTH_TIMEOUT: Final = 1.0
 #: Short policies, as in the demo: every recovery fits in seconds.
 CONFIG: Final = StreamConfig(
     backoff=BackoffPolicy(initial=0.1, maximum=1.0),
@@ -64,8 +63,6 @@ THREAD_TOLERANCE: Final = 2
 _BYTES_PER_KIB: Final = 1024
 _FIRST_AND_LAST: Final = 2
 _SECONDS_PER_MINUTE: Final = 60.0
-CONNECTION_LIMIT: Final = 406
-INTERNAL_ERROR: Final = 500
 #: The raw wire type letters of the channels gap reports name.
 _CHANNEL_OF_TYPE: Final = {"q": "quotes", "t": "trades", "b": "bars"}
 
@@ -117,80 +114,6 @@ class Ledger:
         key = (report.channel, report.symbol)
         with self._lock:
             self.pending_gaps[key] = self.pending_gaps.get(key, 0) + 1
-
-
-# ---------------------------------------------------------------- the faults
-
-
-@attrs.frozen
-class FaultKind:
-    """One kind of fault: how to inject it and whether the session must be replaced."""
-
-    name: str
-    inject: Callable[[SimulatorThread], None]
-    disconnects: bool
-    #: Undo after the loss is seen (an auth delay stays until lifted).
-    undo: Callable[[SimulatorThread], None] | None = None
-    #: Undo only once a transition carried this error class (the fault really hit an attempt).
-    undo_after: str | None = None
-
-
-def _drop(sim: SimulatorThread) -> None:
-    sim.drop()
-
-
-def _close_1011(sim: SimulatorThread) -> None:
-    sim.close_connections(1011, "soak")
-
-
-def _mute(sim: SimulatorThread) -> None:
-    sim.mute(3 * STALE_QUOTES)
-
-
-def _refuse(sim: SimulatorThread) -> None:
-    sim.refuse(1.0)
-    sim.drop()
-
-
-def _fail_auth(sim: SimulatorThread) -> None:
-    sim.fail_auth(2, CONNECTION_LIMIT)
-    sim.drop()
-
-
-def _slow_auth(sim: SimulatorThread) -> None:
-    sim.delay_auth(AUTH_TIMEOUT + 0.5)
-    sim.drop()
-
-
-def _fast_auth(sim: SimulatorThread) -> None:
-    sim.delay_auth(0.0)
-
-
-def _error_500(sim: SimulatorThread) -> None:
-    sim.send_error(INTERNAL_ERROR)
-
-
-def _malformed(sim: SimulatorThread) -> None:
-    sim.send_malformed("garbage")
-
-
-#: The faults drawn from, one of each kind of the simulator's fault table that is not fatal.
-FAULT_KINDS: Final = (
-    FaultKind("drop", _drop, disconnects=True),
-    FaultKind("close_1011", _close_1011, disconnects=True),
-    FaultKind("mute", _mute, disconnects=True),
-    FaultKind("refuse_503", _refuse, disconnects=True),
-    FaultKind("fail_auth_406", _fail_auth, disconnects=True),
-    FaultKind(
-        "slow_auth",
-        _slow_auth,
-        disconnects=True,
-        undo=_fast_auth,
-        undo_after="ConnectTimeoutError",
-    ),
-    FaultKind("error_500", _error_500, disconnects=False),
-    FaultKind("malformed", _malformed, disconnects=False),
-)
 
 
 @attrs.define
