@@ -40,13 +40,14 @@ diagram-check: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The suite on every supported Python, each in its own venv installed from the same lock.
+# The suite on every supported Python, each in its own venv installed from the same lock. The
+# one-minute soak runs once, in `make test`, not again per Python.
 test-pythons: $(BIN)/python
 	set -e; for v in $(PYTHONS); do \
 		py=$$(tools/find-python $$v); \
 		UV_PROJECT_ENVIRONMENT=$(VENV)-$$v $(UV) sync --quiet --frozen --extra dev --python $$py; \
 		echo "== Python $$v ($$py)"; \
-		$(VENV)-$$v/bin/python -m pytest -q -p no:cacheprovider; \
+		$(VENV)-$$v/bin/python -m pytest -q -p no:cacheprovider -m "not soak"; \
 	done
 
 # The suite against the newest releases of everything, in a throwaway venv: an upstream break
@@ -56,7 +57,7 @@ test-latest: $(BIN)/python
 		$(UV) venv --quiet --python $(BIN)/python $$tmp/venv; \
 		VIRTUAL_ENV=$$tmp/venv $(UV) pip install --quiet --upgrade -e '.[dev]'; \
 		VIRTUAL_ENV=$$tmp/venv $(UV) pip list --quiet 2>/dev/null | grep -iE '^(msgspec|websockets|alpaca-py|transitions|attrs|structlog|hypothesis) '; \
-		$$tmp/venv/bin/python -m pytest -q -p no:cacheprovider
+		$$tmp/venv/bin/python -m pytest -q -p no:cacheprovider -m "not soak"
 
 # Refreshes uv.lock to the newest releases that pyproject.toml allows.
 lock: $(BIN)/python
