@@ -27,6 +27,7 @@ from streamfsm._validate import (
     seconds,
 )
 from streamfsm.errors import ConfigurationError
+from streamfsm.markets import ALPACA_STREAM_BASE, MARKETS, WIRE_NAMES, Encoding, Feed, Market
 
 __all__ = [
     "ALPACA_STREAM_BASE",
@@ -40,15 +41,15 @@ __all__ = [
     "Feed",
     "Jitter",
     "JournalFsync",
+    "Market",
     "ModelMode",
     "OverflowPolicy",
     "StalePolicy",
     "StreamConfig",
     "Transport",
+    "default_stale",
 ]
 
-#: Alpaca's market-data stream host (alpaca-py's ``BaseURL.MARKET_DATA_STREAM``).
-ALPACA_STREAM_BASE: Final = "wss://stream.data.alpaca.markets"
 #: Subscribe payloads are sent as fragments of at most this many bytes, as alpaca-py does.
 MAX_SUBSCRIBE_FRAGMENT: Final = 32_768
 #: The shortest handshake, command or keepalive timeout accepted: a loopback handshake takes
@@ -63,22 +64,6 @@ MIN_STALE_THRESHOLD: Final = 1.0
 MIN_FRAME_BYTES: Final = 65_536
 #: URLs longer than this are refused: real endpoints are under a hundred characters.
 MAX_URL_CHARS: Final = 2048
-
-
-class Feed(enum.StrEnum):
-    """The stock data feeds served at ``/v2/{feed}``."""
-
-    IEX = "iex"
-    SIP = "sip"
-    DELAYED_SIP = "delayed_sip"
-    TEST = "test"
-
-
-class Encoding(enum.StrEnum):
-    """Frame encoding, chosen by the ``Content-Type`` header of the WebSocket handshake."""
-
-    MSGPACK = "msgpack"
-    JSON = "json"
 
 
 class Transport(enum.StrEnum):
@@ -151,6 +136,7 @@ class JournalFsync(enum.StrEnum):
 # ---------------------------------------------------------------- converters
 
 _FEED = member(Feed, "feed")
+_MARKET = member(Market, "market")
 _ENCODING = member(Encoding, "encoding")
 _JITTER = member(Jitter, "jitter")
 _OVERFLOW = member(OverflowPolicy, "overflow")
@@ -160,6 +146,10 @@ _JOURNAL_FSYNC = member(JournalFsync, "journal_fsync")
 
 def _to_feed(value: object) -> Feed:
     return _FEED(value)
+
+
+def _to_market(value: object) -> Market:
+    return _MARKET(value)
 
 
 def _to_encoding(value: object) -> Encoding:
@@ -241,6 +231,8 @@ class BreakerPolicy:
 
 
 _threshold = seconds(low=MIN_STALE_THRESHOLD, optional=True)
+#: Every subscription channel, each a threshold of :class:`StalePolicy`.
+CHANNEL_NAMES: Final = tuple(WIRE_NAMES)
 
 
 @attrs.frozen(kw_only=True)
@@ -259,22 +251,49 @@ class StalePolicy:
     trades: float | None = attrs.field(default=None, validator=_threshold)
     #: Minute bars come only for minutes with trades; not watched unless asked.
     bars: float | None = attrs.field(default=None, validator=_threshold)
+    #: Updated and daily bars follow late trades and the day's trading: not watched unless asked.
+    updated_bars: float | None = attrs.field(default=None, validator=_threshold)
+    daily_bars: float | None = attrs.field(default=None, validator=_threshold)
+    #: Statuses and LULD bands change a few times a day: never a sign of a mute socket.
+    statuses: float | None = attrs.field(default=None, validator=_threshold)
+    lulds: float | None = attrs.field(default=None, validator=_threshold)
+    #: Crypto order books update many times a second on liquid pairs; not watched unless asked.
+    orderbooks: float | None = attrs.field(default=None, validator=_threshold)
+    #: News is quiet for hours: never judged stale unless asked.
+    news: float | None = attrs.field(default=None, validator=_threshold)
     #: Doubling after each quiet reconnect keeps off-hours churn logarithmic.
     escalation: float = attrs.field(default=2.0, validator=factor())
     #: At most one quiet-market reconnect every 15 minutes.
     max_threshold: float = attrs.field(default=900.0, validator=seconds(low=MIN_STALE_THRESHOLD))
 
     def __attrs_post_init__(self) -> None:
-        for channel in ("quotes", "trades", "bars"):
+        for channel in CHANNEL_NAMES:
             value = self.threshold(channel)
             if value is not None and value > self.max_threshold:
                 expected = f"a threshold <= max_threshold ({self.max_threshold:g})"
                 raise ConfigurationError(channel, expected, value)
 
     def threshold(self, channel: str) -> float | None:
-        """The configured threshold for ``channel`` (``quotes``, ``trades`` or ``bars``)."""
-        value: float | None = getattr(self, channel)
+        """The threshold for ``channel`` (a subscription channel); None: not watched."""
+        value: float | None = getattr(self, channel, None)
         return value
+
+
+#: Each market's watchdog defaults (see docs/decisions.md, "Markets"). Stocks: quotes of a liquid
+#: symbol tick many times a minute in session. Crypto trades around the clock, so quotes and order
+#: books are watched at all hours with the same 60 s. Options quotes are the heaviest channel
+#: (market makers requote with every move of the underlying): 30 s. News: nothing is watched.
+MARKET_STALE_DEFAULTS: Final[dict[Market, dict[str, Any]]] = {
+    Market.STOCKS: {"quotes": 60.0},
+    Market.CRYPTO: {"quotes": 60.0, "orderbooks": 60.0},
+    Market.OPTIONS: {"quotes": 30.0},
+    Market.NEWS: {"quotes": None},
+}
+
+
+def default_stale(market: Market | str) -> StalePolicy:
+    """The stale-watchdog policy a :class:`StreamConfig` of ``market`` gets by default."""
+    return StalePolicy(**MARKET_STALE_DEFAULTS[Market(market)])
 
 
 # ---------------------------------------------------------------- the stream
@@ -341,7 +360,14 @@ class StreamConfig:
     a ``ws://`` URL is only accepted for loopback hosts.
     """
 
-    feed: Feed = attrs.field(default=Feed.IEX, converter=_to_feed)
+    #: Which of Alpaca's four streams: ``stocks``, ``crypto``, ``options`` or ``news``.
+    market: Market = attrs.field(default=Market.STOCKS, converter=_to_market)
+    #: A feed of ``market`` (stocks: iex, sip, delayed_sip, test, boats, overnight; crypto: us,
+    #: us-1, eu-1; options: indicative, opra; news: news); the market's first when not given.
+    feed: Feed = attrs.field(
+        default=attrs.Factory(lambda self: MARKETS[self.market].default_feed, takes_self=True),
+        converter=_to_feed,
+    )
     url: str | None = attrs.field(default=None, validator=_check_url)
     #: msgpack is what alpaca-py negotiates and the cheaper of the two to decode.
     encoding: Encoding = attrs.field(default=Encoding.MSGPACK, converter=_to_encoding)
@@ -376,8 +402,9 @@ class StreamConfig:
         validator=instance_of(BreakerPolicy, "a BreakerPolicy, e.g. BreakerPolicy(cooldown=60.0)"),
     )
     #: A bare number is refused: it would not say which channels to watch (see decisions.md).
+    #: The market's defaults (:data:`MARKET_STALE_DEFAULTS`) when not given.
     stale: StalePolicy = attrs.field(
-        factory=StalePolicy,
+        default=attrs.Factory(lambda self: default_stale(self.market), takes_self=True),
         validator=instance_of(StalePolicy, "a StalePolicy, e.g. StalePolicy(quotes=60.0)"),
     )
     #: A session must stay subscribed this long to count as healthy and reset backoff and breaker;
@@ -409,7 +436,19 @@ class StreamConfig:
     #: Under ``journal_fsync="interval"``: at most one forced write per this many seconds.
     journal_fsync_interval: float = attrs.field(default=1.0, validator=seconds())
 
+    def __attrs_post_init__(self) -> None:
+        spec = MARKETS[self.market]
+        if self.feed not in spec.feeds:
+            choices = ", ".join(repr(feed.value) for feed in spec.feeds)
+            raise ConfigurationError("feed", f"a {self.market} feed: one of {choices}", self.feed)
+        if self.encoding not in spec.encodings:
+            raise ConfigurationError(
+                "encoding", f"msgpack (the {self.market} stream speaks msgpack only)", self.encoding
+            )
+
     @property
     def endpoint(self) -> str:
-        """The URL the controller connects to."""
-        return self.url if self.url is not None else f"{ALPACA_STREAM_BASE}/v2/{self.feed.value}"
+        """The URL the controller connects to: ``url``, or the market's documented endpoint."""
+        if self.url is not None:
+            return self.url
+        return ALPACA_STREAM_BASE + MARKETS[self.market].path(self.feed)

@@ -17,13 +17,14 @@ PACKAGE = Path(__file__).parent.parent / "streamfsm"
 
 #: unit -> the units it may import (besides itself and third-party packages).
 FOUNDATION = frozenset(
-    {"errors", "config", "credentials", "logs", "models", "_validate", "handlers"}
+    {"errors", "markets", "config", "credentials", "logs", "models", "_validate", "handlers"}
 )
 ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
+    "markets": frozenset({"errors"}),
     "_validate": frozenset({"errors"}),
     "logs": frozenset({"errors"}),
-    "config": frozenset({"errors", "_validate", "logs"}),
+    "config": frozenset({"errors", "_validate", "logs", "markets"}),
     "credentials": frozenset({"errors", "_validate", "logs"}),
     "models": frozenset({"errors"}),
     "handlers": frozenset({"errors"}),

@@ -25,6 +25,7 @@ from streamfsm.models import (
     Trade,
     TradingStatus,
     UpdatedBar,
+    convert,
     decimal_price,
     to_alpaca,
     to_raw,
@@ -134,22 +135,23 @@ def test_struct_attributes_match_alpaca_py(wire: dict[str, Any]) -> None:
 
 
 def test_quote_fields_come_from_the_wire_keys() -> None:
-    """A quote's short wire keys land on alpaca-py's attribute names, sizes as floats."""
+    """A quote's short wire keys land on alpaca-py's attribute names, sizes as the wire has them."""
     quote = fast(QUOTE_WIRE)
     assert quote == Quote(
         symbol="FAKEPACA",
         timestamp=WHEN,
         bid_exchange="O",
         bid_price=133.85,
-        bid_size=4.0,
+        bid_size=4,
         ask_exchange="R",
         ask_price=135.77,
-        ask_size=5.0,
+        ask_size=5,
         conditions=["R"],
         tape="A",
     )
     assert isinstance(quote, Quote)
-    assert type(quote.bid_size) is float
+    assert type(quote.bid_size) is int
+    assert type(to_alpaca(quote).bid_size) is float
 
 
 def test_updated_and_daily_bars_are_bars() -> None:
@@ -249,7 +251,7 @@ def test_to_alpaca_falls_back_to_model_construct_for_richer_models() -> None:
     class VenueQuote(alpaca.Quote):
         venue: str = "XNAS"
 
-    build = models._builder(VenueQuote, Quote)
+    build = convert._builder(VenueQuote, Quote)
     converted = build(fast(QUOTE_WIRE))
     assert isinstance(converted, VenueQuote)
     assert converted.venue == "XNAS"
@@ -259,9 +261,9 @@ def test_to_alpaca_falls_back_to_model_construct_for_richer_models() -> None:
 def test_load_alpaca_models_is_idempotent() -> None:
     """Preloading alpaca-py twice keeps one conversion table that to_alpaca uses."""
     models.load_alpaca_models()
-    table = dict(models._TO_ALPACA)
+    table = dict(convert._TO_ALPACA)
     models.load_alpaca_models()
-    assert table == models._TO_ALPACA
+    assert table == convert._TO_ALPACA
     assert isinstance(to_alpaca(fast(TRADE_WIRE)), alpaca.Trade)
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from strategies import UTC, market_data
 
 from streamfsm import models
-from streamfsm._core import protocol
+from streamfsm._core import decoder, events, protocol
 from streamfsm._core.protocol import (
     Authenticated,
     Connected,
@@ -42,13 +42,23 @@ from streamfsm.errors import (
     ServerError,
     SymbolLimitError,
 )
-from streamfsm.models import Bar, DailyBar, MarketData, Quote, Trade, TradingStatus, UpdatedBar
+from streamfsm.models import (
+    Bar,
+    DailyBar,
+    MarketData,
+    Quote,
+    Trade,
+    TradingStatus,
+    UpdatedBar,
+    convert,
+    structs,
+)
 
 ENCODINGS = [Encoding.MSGPACK, Encoding.JSON]
 KEY_ID = "PKTEST00000000001234"
 SECRET = "sEcReT-0123456789-do-not-leak"
 WHEN = dt.datetime(2024, 7, 24, 7, 56, 53, 639714, tzinfo=UTC)
-UNSUPPORTED_TAGS = ["l", "c", "x", "o", "n"]
+OTHER_TAGS = ["l", "c", "x", "o", "n"]
 
 
 def quote(symbol: str = "AAPL", seq: int = 0) -> dict[str, Any]:
@@ -112,11 +122,29 @@ def encoding(request: pytest.FixtureRequest) -> Encoding:
 
 # ---------------------------------------------------------------- purity
 
+#: Names a module re-exports from its parts.
+REEXPORTED: dict[ModuleType, set[str]] = {
+    protocol: {
+        "Authenticated",
+        "Connected",
+        "ServerErrorEvent",
+        "SubscriptionAck",
+        "DecodedFrame",
+        "FrameDecoder",
+    }
+}
+
 
 @pytest.mark.parametrize(
     ("module", "aliases"),
-    [(protocol, {"ControlEvent"}), (models, {"MarketData"})],
-    ids=["protocol", "models"],
+    [
+        (protocol, {"ControlEvent"}),
+        (decoder, {"DATA_TAGS"}),
+        (events, {"ControlEvent"}),
+        (structs, {"MarketData", "Size"}),
+        (convert, set()),
+    ],
+    ids=["protocol", "decoder", "events", "structs", "convert"],
 )
 def test_all_lists_exactly_the_public_names(module: ModuleType, aliases: set[str]) -> None:
     """``__all__`` names every public class and function defined there, and the type aliases."""
@@ -125,7 +153,14 @@ def test_all_lists_exactly_the_public_names(module: ModuleType, aliases: set[str
         for name, value in vars(module).items()
         if not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
     }
-    assert set(module.__all__) == defined | aliases
+    assert set(module.__all__) - REEXPORTED.get(module, set()) == defined | aliases
+
+
+def test_the_codec_reexports_its_parts() -> None:
+    """``streamfsm._core.protocol`` stays the one entry point: the decoder and events are there."""
+    assert REEXPORTED[protocol] <= set(protocol.__all__)
+    assert protocol.FrameDecoder is decoder.FrameDecoder
+    assert set(models.__all__) == set(structs.__all__) | set(convert.__all__)
 
 
 # ---------------------------------------------------------------- market data
@@ -235,7 +270,7 @@ def test_other_success_messages_are_skipped(encoding: Encoding) -> None:
 
 
 def test_subscription_ack_carries_the_whole_set(encoding: Encoding) -> None:
-    """The ack becomes the server's whole set on trades, quotes and bars; other channels ignored."""
+    """The ack becomes the server's whole set on every channel; the mirrors of trades ignored."""
     ack = {
         "T": "subscription",
         "trades": ["AAPL"],
@@ -249,7 +284,7 @@ def test_subscription_ack_carries_the_whole_set(encoding: Encoding) -> None:
         "cancelErrors": ["AAPL"],
     }
     frame = decode([ack], encoding)
-    expected = Subscription(trades={"AAPL"}, quotes={"AMD", "CLDR"}, bars={"*"})
+    expected = Subscription(trades={"AAPL"}, quotes={"AMD", "CLDR"}, bars={"*"}, statuses={"*"})
     assert frame == DecodedFrame([SubscriptionAck(expected)], [], 0)
 
 
@@ -354,11 +389,9 @@ def test_bad_elements_are_skipped(bad: Any, encoding: Encoding) -> None:
     assert [m.seq for m in frame.data if isinstance(m, Quote)] == [1, 2]
 
 
-@pytest.mark.parametrize("tag", UNSUPPORTED_TAGS)
-def test_documented_types_streamfsm_does_not_deliver_are_skipped(
-    tag: str, encoding: Encoding
-) -> None:
-    """LULDs, corrections, cancel errors, order books and news are counted, not delivered."""
+@pytest.mark.parametrize("tag", OTHER_TAGS)
+def test_malformed_messages_of_the_other_types_are_skipped(tag: str, encoding: Encoding) -> None:
+    """A LULD, correction, cancel, order book or news message missing its fields is skipped."""
     other = {"T": tag, "S": "AAPL", "t": WHEN, "extra": {"nested": [1, 2, 3]}}
     frame = decode([quote(seq=1), other, quote(seq=2)], encoding)
     assert frame.skipped == 1
@@ -399,7 +432,7 @@ junk = st.one_of(
     st.text(max_size=5),
     st.none(),
     st.lists(wire_integers, max_size=3),
-    st.fixed_dictionaries({"T": st.sampled_from(["zz", "q", "t", "b", *UNSUPPORTED_TAGS])}),
+    st.fixed_dictionaries({"T": st.sampled_from(["zz", "q", "t", "b", *OTHER_TAGS])}),
 )
 
 

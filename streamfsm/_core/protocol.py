@@ -1,20 +1,8 @@
 """The Alpaca market-data stream protocol without I/O: frames in, events out, and back.
 
-Theory of operation
--------------------
-Every server frame is an array of messages, each an object tagged by ``T``. Control messages
-(``success``, ``error``, ``subscription``) come alone in their frame; market data (``q``, ``t``,
-``b``, ``u``, ``d``, ``s``, ...) comes many to a frame. :class:`FrameDecoder` turns one frame
-into a :class:`DecodedFrame`: the control events, the market data as the typed structs of
-:mod:`streamfsm.models` in frame order, and how many messages it skipped.
-
-The fast path is one typed msgspec decode of the whole frame as market data. A frame that holds
-anything else (a control message, a trade correction) is decoded again against every message
-type. Typed decoding is all or nothing, so when that fails too the frame is split into its
-elements and each is decoded on its own: good messages are kept, a bad or unknown market-data
-message is skipped and counted. A control message is never skipped silently (the handshake
-would wait for it): a malformed one raises :class:`~streamfsm.errors.RemoteProtocolError`, as
-does a frame that is not an array at all.
+Decoding lives in :mod:`streamfsm._core.decoder` (:class:`FrameDecoder`) and the control events
+in :mod:`streamfsm._core.events`; both are re-exported here, the one entry point of the codec.
+This module encodes the client's messages and classifies the server's errors.
 
 The module knows nothing of time, sockets or state. The handshake
 (:mod:`streamfsm._core.handshake`) waits for :class:`Connected`, sends :func:`encode_auth`, waits
@@ -22,38 +10,32 @@ for :class:`Authenticated`, sends :func:`encode_subscribe` and waits for the
 :class:`SubscriptionAck`, whose set is the server's whole current subscription. A
 :class:`ServerErrorEvent` can come at any point; :func:`is_fatal` on its
 :meth:`~ServerErrorEvent.error` says whether retrying can help, from the one table in
-:mod:`streamfsm.errors`.
+:mod:`streamfsm.errors`. The same messages serve all four markets (stocks, crypto, options, news);
+only the channels and the symbols differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Final, TypeVar
 
-import attrs
 import msgspec
 
+from streamfsm._core.decoder import DecodedFrame, FrameDecoder
+from streamfsm._core.events import (
+    Authenticated,
+    Connected,
+    ControlEvent,
+    ServerErrorEvent,
+    SubscriptionAck,
+)
 from streamfsm._core.subscriptions import Subscription
 from streamfsm.config import MAX_SUBSCRIBE_FRAGMENT, Encoding
 from streamfsm.credentials import Credentials
 from streamfsm.errors import (
     SERVER_ERRORS,
-    InvalidSymbolError,
     LocalProtocolError,
-    RemoteProtocolError,
-    ServerError,
     ServerErrorSpec,
     StreamError,
-    server_error,
-)
-from streamfsm.models import (
-    Bar,
-    DailyBar,
-    MarketData,
-    Quote,
-    Trade,
-    TradingStatus,
-    UpdatedBar,
 )
 
 __all__ = [
@@ -72,288 +54,6 @@ __all__ = [
     "encode_unsubscribe",
     "is_fatal",
 ]
-
-# ---------------------------------------------------------------- control events
-
-
-@attrs.frozen
-class Connected:
-    """The server accepted the WebSocket: ``{"T": "success", "msg": "connected"}``."""
-
-
-@attrs.frozen
-class Authenticated:
-    """The server accepted the credentials: ``{"T": "success", "msg": "authenticated"}``."""
-
-
-@attrs.frozen
-class SubscriptionAck:
-    """The server's subscription after a change: ``{"T": "subscription", "trades": [...], ...}``.
-
-    Attributes:
-        subscription: the server's entire current set on the channels streamfsm uses (trades,
-            quotes, bars), not the change just made. Other channels the ack lists are ignored.
-    """
-
-    subscription: Subscription
-
-
-@attrs.frozen
-class ServerErrorEvent:
-    """An error message from the server: ``{"T": "error", "code": 402, "msg": "auth failed"}``.
-
-    Attributes:
-        code: Alpaca's error code.
-        message: the server's text, empty when it sent none.
-    """
-
-    code: int
-    message: str
-
-    def error(self) -> ServerError:
-        """Return the typed error for this code (the documented text when ``message`` is empty)."""
-        return server_error(self.code, self.message or None)
-
-
-#: Everything a frame can carry besides market data.
-ControlEvent: TypeAlias = Connected | Authenticated | SubscriptionAck | ServerErrorEvent
-
-# ---------------------------------------------------------------- wire structs
-
-
-class _Success(msgspec.Struct, frozen=True, tag_field="T", tag="success"):
-    msg: str
-
-
-class _Error(msgspec.Struct, frozen=True, tag_field="T", tag="error"):
-    code: int
-    msg: str = ""
-
-
-class _Subscription(msgspec.Struct, frozen=True, tag_field="T", tag="subscription"):
-    trades: tuple[str, ...] = ()
-    quotes: tuple[str, ...] = ()
-    bars: tuple[str, ...] = ()
-
-
-class _Unsupported(msgspec.Struct, frozen=True, tag_field="T"):
-    """Market data Alpaca documents but streamfsm does not deliver; decoded, counted, dropped.
-
-    Listing these types in the union keeps their frames off the element-by-element path.
-    """
-
-
-class _Luld(_Unsupported, frozen=True, tag="l"):
-    pass
-
-
-class _Correction(_Unsupported, frozen=True, tag="c"):
-    pass
-
-
-class _CancelError(_Unsupported, frozen=True, tag="x"):
-    pass
-
-
-class _Orderbook(_Unsupported, frozen=True, tag="o"):
-    pass
-
-
-class _News(_Unsupported, frozen=True, tag="n"):
-    pass
-
-
-class _Envelope(msgspec.Struct, frozen=True):
-    """Just the tag of a message, read when the message itself failed to decode."""
-
-    kind: str = msgspec.field(name="T")
-
-
-#: Every market-data type, subclasses spelled out: msgspec wants each tag in the union.
-_MarketData: TypeAlias = Quote | Trade | Bar | UpdatedBar | DailyBar | TradingStatus
-_Message: TypeAlias = (
-    _MarketData
-    | _Success
-    | _Error
-    | _Subscription
-    | _Luld
-    | _Correction
-    | _CancelError
-    | _Orderbook
-    | _News
-)
-
-_CONTROL_TAGS: Final = frozenset({"success", "error", "subscription"})
-#: What msgspec raises on bad input: malformed or mistyped data (``ValidationError`` is a
-#: ``DecodeError``), nesting deeper than the interpreter's recursion limit, strings that are not
-#: UTF-8 (``UnicodeDecodeError``) and ``str`` frames with lone surrogates (``UnicodeEncodeError``).
-_DECODE_FAILURES: Final = (msgspec.DecodeError, RecursionError, UnicodeError)
-
-# ---------------------------------------------------------------- decoding
-
-
-class DecodedFrame(msgspec.Struct, frozen=True, gc=False):
-    """What one frame carried, in frame order.
-
-    A msgspec struct rather than an attrs class because one is built per frame: it costs a
-    seventh of a frozen attrs instance.
-
-    Attributes:
-        control: connection events (at most one per frame from a conforming server).
-        data: quotes, trades, bars (minute, updated, daily) and trading statuses.
-        skipped: messages dropped: types streamfsm does not deliver, unknown types, malformed
-            market data, and ``success`` messages other than connected and authenticated.
-    """
-
-    control: list[ControlEvent]
-    data: list[MarketData]
-    skipped: int = 0
-
-
-@attrs.frozen
-class _Decoders:
-    """The prebuilt decoders of one encoding, as bound ``decode`` methods.
-
-    The frame decoders take ``Any``: msgpack's take bytes-like only, JSON's also ``str``;
-    :meth:`FrameDecoder.decode` turns text away from a msgpack stream before calling them.
-    """
-
-    data: Callable[[Any], list[MarketData]]
-    frame: Callable[[Any], list[_Message]]
-    elements: Callable[[Any], list[msgspec.Raw]]
-    element: Callable[[msgspec.Raw], _Message]
-    envelope: Callable[[msgspec.Raw], _Envelope]
-
-
-_DECODERS: Final = {
-    Encoding.MSGPACK: _Decoders(
-        data=msgspec.msgpack.Decoder(list[_MarketData]).decode,
-        frame=msgspec.msgpack.Decoder(list[_Message]).decode,
-        elements=msgspec.msgpack.Decoder(list[msgspec.Raw]).decode,
-        element=msgspec.msgpack.Decoder(_Message).decode,
-        envelope=msgspec.msgpack.Decoder(_Envelope).decode,
-    ),
-    Encoding.JSON: _Decoders(
-        data=msgspec.json.Decoder(list[_MarketData]).decode,
-        frame=msgspec.json.Decoder(list[_Message]).decode,
-        elements=msgspec.json.Decoder(list[msgspec.Raw]).decode,
-        element=msgspec.json.Decoder(_Message).decode,
-        envelope=msgspec.json.Decoder(_Envelope).decode,
-    ),
-}
-
-_SUCCESS_EVENTS: Final[dict[str, ControlEvent]] = {
-    "connected": Connected(),
-    "authenticated": Authenticated(),
-}
-
-
-class FrameDecoder:
-    """Decodes server frames of one encoding into :class:`DecodedFrame` values.
-
-    Holds no state between frames; one instance can serve every connection of that encoding.
-    """
-
-    __slots__ = ("_decoders", "encoding")
-
-    def __init__(self, encoding: Encoding) -> None:
-        """Prepare for frames of ``encoding`` (the ``Content-Type`` the connection asked for).
-
-        Raises:
-            ValueError: when ``encoding`` is not an :class:`~streamfsm.config.Encoding` value.
-        """
-        self.encoding = Encoding(encoding)
-        self._decoders = _DECODERS[self.encoding]
-
-    def decode(self, frame: bytes | str) -> DecodedFrame:
-        """Decode one WebSocket message.
-
-        Args:
-            frame: the message as received: ``bytes`` for msgpack, ``str`` (or UTF-8 ``bytes``)
-                for JSON.
-
-        Returns:
-            The frame's control events and market data, in order, and the count of skipped
-            messages.
-
-        Raises:
-            RemoteProtocolError: when the frame is not an array of messages (garbage, truncated,
-                a bare object, a text frame on a msgpack stream), or when a control message in
-                it is malformed. Nothing else escapes.
-        """
-        if isinstance(frame, str) and self.encoding is Encoding.MSGPACK:
-            raise RemoteProtocolError("a text frame arrived on a msgpack stream")
-        try:
-            data = self._decoders.data(frame)
-        except _DECODE_FAILURES:
-            return self._decode_mixed(frame)
-        return DecodedFrame([], data)
-
-    def _decode_mixed(self, frame: bytes | str) -> DecodedFrame:
-        """The frame holds more than market data: decode it against every message type."""
-        try:
-            messages = self._decoders.frame(frame)
-        except _DECODE_FAILURES:
-            return self._decode_each(frame)
-        return _sort(messages, 0)
-
-    def _decode_each(self, frame: bytes | str) -> DecodedFrame:
-        """The slow path: decode element by element, skipping bad market data."""
-        try:
-            elements = self._decoders.elements(frame)
-        except _DECODE_FAILURES as exc:
-            raise RemoteProtocolError(f"{self.encoding} frame is not an array: {exc}") from exc
-        messages: list[_Message] = []
-        skipped = 0
-        for element in elements:
-            try:
-                messages.append(self._decoders.element(element))
-            except _DECODE_FAILURES as exc:
-                kind = self._kind(element)
-                if kind in _CONTROL_TAGS:
-                    raise RemoteProtocolError(f"malformed {kind!r} message: {exc}") from exc
-                skipped += 1
-        return _sort(messages, skipped)
-
-    def _kind(self, element: msgspec.Raw) -> str | None:
-        try:
-            return self._decoders.envelope(element).kind
-        except _DECODE_FAILURES:
-            return None
-
-
-def _sort(messages: list[_Message], skipped: int) -> DecodedFrame:
-    """Split decoded messages into control events and market data, counting what is dropped."""
-    control: list[ControlEvent] = []
-    data: list[MarketData] = []
-    for message in messages:
-        if isinstance(message, Quote | Trade | Bar | TradingStatus):
-            data.append(message)
-            continue
-        event = None if isinstance(message, _Unsupported) else _control_event(message)
-        if event is None:
-            skipped += 1
-        else:
-            control.append(event)
-    return DecodedFrame(control, data, skipped)
-
-
-def _control_event(message: _Success | _Error | _Subscription) -> ControlEvent | None:
-    """The event for a control message; None for a ``success`` that is not one streamfsm knows.
-
-    Raises:
-        RemoteProtocolError: when a subscription ack lists a symbol that is not valid.
-    """
-    if isinstance(message, _Success):
-        return _SUCCESS_EVENTS.get(message.msg)
-    if isinstance(message, _Error):
-        return ServerErrorEvent(message.code, message.msg)
-    try:
-        subscription = Subscription(trades=message.trades, quotes=message.quotes, bars=message.bars)
-    except InvalidSymbolError as exc:
-        raise RemoteProtocolError(f"subscription ack lists an invalid symbol: {exc}") from exc
-    return SubscriptionAck(subscription)
-
 
 # ---------------------------------------------------------------- encoding
 
@@ -401,10 +101,10 @@ def _encode_action(
 
 
 def encode_subscribe(subscription: Subscription, encoding: Encoding) -> list[bytes] | list[str]:
-    """Encode ``{"action": "subscribe", "trades": [...], "quotes": [...], "bars": [...]}``.
+    """Encode ``{"action": "subscribe", "trades": [...], "quotes": [...], "updatedBars": ...}``.
 
-    Subscribing is additive on the server: pass only what to add. Channels without symbols are
-    left out, symbols are sorted.
+    Subscribing is additive on the server: pass only what to add. Channels are named as on the
+    wire (``updatedBars``, ``dailyBars``), channels without symbols are left out, symbols sorted.
 
     Returns:
         The fragments of one WebSocket message, each at most ``MAX_SUBSCRIBE_FRAGMENT`` bytes,

@@ -1,21 +1,25 @@
 """Symbol sets per channel, and the bookkeeping that keeps the server's set equal to the caller's.
 
-:class:`Subscription` is an immutable value: symbols per channel (quotes, trades, bars), validated
-on the way in. :class:`SubscriptionBook` tracks, for one controller, what the caller wants
-(``desired``), what the server acknowledged on the current connection (``confirmed``) and what is
-in flight, in the manner of NautilusTrader's subscription state. After a reconnect the whole
-``desired`` set is requested again; while a session is live only the difference is sent.
+:class:`Subscription` is an immutable value: symbols per channel (trades, quotes, bars, updated and
+daily bars, statuses, LULD bands, order books, news), validated on the way in; :func:`check_market`
+holds it to one market's channels and symbol grammar. :class:`SubscriptionBook` tracks, for one
+controller, what the caller wants (``desired``), what the server acknowledged on the current
+connection (``confirmed``) and what is in flight, in the manner of NautilusTrader's subscription
+state. After a reconnect the whole ``desired`` set is requested again; while a session is live only
+the difference is sent.
 """
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 import attrs
 
 from streamfsm.errors import InvalidSymbolError
+from streamfsm.markets import MARKETS, WILDCARD, WIRE_NAMES, Market
 
 __all__ = [
     "CHANNELS",
@@ -25,17 +29,22 @@ __all__ = [
     "PendingChange",
     "Subscription",
     "SubscriptionBook",
+    "check_market",
     "validate_symbol",
 ]
 
-#: The market-data channels streamfsm subscribes, in wire order.
-CHANNELS: Final = ("trades", "quotes", "bars")
-#: Upper-case tickers with class suffixes (BRK.B, BF/B, XYZ-W) or the ``*`` wildcard.
+#: Every subscription channel, in the order of Alpaca's ack; ``subscribe()`` keyword names.
+CHANNELS: Final = tuple(WIRE_NAMES)
+#: The wire name of each channel (``updated_bars`` -> ``updatedBars``) and back.
+_WIRE: Final = dict(WIRE_NAMES)
+_FROM_WIRE: Final = {wire: channel for channel, wire in WIRE_NAMES.items()}
+#: Symbols of any market (tickers, BTC/USD pairs, OCC option symbols) or the ``*`` wildcard;
+#: :func:`check_market` applies one market's own grammar.
 _SYMBOL: Final = re.compile(r"^(\*|[A-Z0-9][A-Z0-9./\-]{0,20})$")
 
 
 def validate_symbol(value: object) -> str:
-    """Return ``value`` as a valid symbol.
+    """Return ``value`` as a valid symbol of some market.
 
     Raises:
         InvalidSymbolError: when it is not a string of upper-case letters, digits and ``./-``
@@ -58,52 +67,59 @@ def _symbols(values: Iterable[str] | str) -> frozenset[str]:
 
 @attrs.frozen
 class Subscription:
-    """Symbols per channel. Empty by default; set operations return new values."""
+    """Symbols per channel. Empty by default; set operations return new values.
+
+    One attribute per channel of :data:`CHANNELS` (alpaca-py's names: ``updated_bars``,
+    ``daily_bars``...). Corrections and cancel errors are not channels: they come with ``trades``.
+    """
 
     trades: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
     quotes: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
     bars: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
+    updated_bars: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
+    daily_bars: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
+    statuses: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
+    lulds: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
+    orderbooks: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
+    news: frozenset[str] = attrs.field(default=frozenset(), converter=_symbols)
 
     @classmethod
     def from_wire(cls, message: Mapping[str, object]) -> Subscription:
-        """Build from a subscription ack's channel lists, ignoring channels streamfsm does not use.
+        """Build from a subscription ack's channel lists (wire names), ignoring other keys.
 
         Raises:
             InvalidSymbolError: when a listed symbol is not valid.
         """
         lists: dict[str, frozenset[str]] = {}
-        for channel in CHANNELS:
-            value = message.get(channel) or ()
+        for wire, channel in _FROM_WIRE.items():
+            value = message.get(wire) or ()
             if not isinstance(value, list | tuple | frozenset | set):
-                raise InvalidSymbolError(value, f"{channel} must be a list of symbols")
+                raise InvalidSymbolError(value, f"{wire} must be a list of symbols")
             lists[channel] = _symbols(value)
         return cls(**lists)
 
     def to_wire(self) -> dict[str, list[str]]:
         """Channel lists for a subscribe or unsubscribe message, sorted, empty channels left out."""
         return {
-            channel: sorted(getattr(self, channel))
+            _WIRE[channel]: sorted(getattr(self, channel))
             for channel in CHANNELS
             if getattr(self, channel)
         }
 
+    def _combine(self, other: Subscription, op: Callable[..., frozenset[str]]) -> Subscription:
+        return Subscription(*(op(getattr(self, ch), getattr(other, ch)) for ch in CHANNELS))
+
     def __bool__(self) -> bool:
-        return bool(self.trades or self.quotes or self.bars)
+        return any(getattr(self, channel) for channel in CHANNELS)
 
     def __or__(self, other: Subscription) -> Subscription:
-        return Subscription(
-            self.trades | other.trades, self.quotes | other.quotes, self.bars | other.bars
-        )
+        return self._combine(other, operator.or_)
 
     def __sub__(self, other: Subscription) -> Subscription:
-        return Subscription(
-            self.trades - other.trades, self.quotes - other.quotes, self.bars - other.bars
-        )
+        return self._combine(other, operator.sub)
 
     def __and__(self, other: Subscription) -> Subscription:
-        return Subscription(
-            self.trades & other.trades, self.quotes & other.quotes, self.bars & other.bars
-        )
+        return self._combine(other, operator.and_)
 
     def channel(self, name: str) -> frozenset[str]:
         """The symbols of channel ``name``."""
@@ -113,11 +129,40 @@ class Subscription:
     @property
     def symbols(self) -> frozenset[str]:
         """Every symbol on any channel."""
-        return self.trades | self.quotes | self.bars
+        return frozenset().union(*(getattr(self, channel) for channel in CHANNELS))
 
     def count(self) -> int:
         """How many (channel, symbol) pairs there are."""
-        return len(self.trades) + len(self.quotes) + len(self.bars)
+        return sum(len(getattr(self, channel)) for channel in CHANNELS)
+
+
+def check_market(subscription: Subscription, market: Market | str) -> None:
+    """Check that ``subscription`` is one ``market``'s stream can serve.
+
+    Raises:
+        InvalidSymbolError: for a channel the market does not have (``orderbooks`` on stocks),
+            a symbol outside the market's grammar (``AAPL`` on crypto, where pairs look like
+            ``BTC/USD``; options take OCC symbols such as ``AAPL240315C00172500``), or ``*`` where
+            Alpaca refuses it (option quotes).
+    """
+    spec = MARKETS[Market(market)]
+    for channel in CHANNELS:
+        symbols = subscription.channel(channel)
+        if not symbols:
+            continue
+        if channel not in spec.channels:
+            offered = ", ".join(spec.channels)
+            raise InvalidSymbolError(
+                sorted(symbols)[0], f"the {spec.market} stream has no {channel} (only {offered})"
+            )
+        for symbol in symbols:
+            if symbol == WILDCARD:
+                if channel in spec.no_wildcard:
+                    raise InvalidSymbolError(
+                        symbol, f"'*' is not allowed for {spec.market} {channel}"
+                    )
+            elif not spec.is_symbol(symbol):
+                raise InvalidSymbolError(symbol, f"not a {spec.market} symbol")
 
 
 EMPTY: Final = Subscription()

@@ -23,19 +23,55 @@ import attrs
 
 from streamfsm._core.core import ChannelActivity
 from streamfsm._core.subscriptions import CHANNELS, Subscription
-from streamfsm.models import Bar, DailyBar, Quote, Trade, TradingStatus, UpdatedBar
+from streamfsm.models import (
+    Bar,
+    DailyBar,
+    Luld,
+    News,
+    Orderbook,
+    Quote,
+    Trade,
+    TradeCancel,
+    TradeCorrection,
+    TradingStatus,
+    UpdatedBar,
+)
 
-__all__ = ["CHANNEL_OF", "DataTracker", "GapReport"]
+__all__ = ["CHANNEL_OF", "CHANNEL_OF_TAG", "DataTracker", "GapReport"]
 
-#: The channel each fast model type arrives on.
+#: The channel each fast model type arrives on; corrections and cancels come with ``trades``
+#: but are counted apart, so the last trade of the channel is a trade.
 CHANNEL_OF: Final[dict[type, str]] = {
     Quote: "quotes",
     Trade: "trades",
     Bar: "bars",
-    UpdatedBar: "bars",
-    DailyBar: "bars",
+    UpdatedBar: "updated_bars",
+    DailyBar: "daily_bars",
     TradingStatus: "statuses",
+    Luld: "lulds",
+    TradeCorrection: "corrections",
+    TradeCancel: "cancel_errors",
+    Orderbook: "orderbooks",
+    News: "news",
 }
+#: The same by wire tag, for the raw mode's dicts.
+CHANNEL_OF_TAG: Final[dict[str, str]] = {
+    "q": "quotes",
+    "t": "trades",
+    "b": "bars",
+    "u": "updated_bars",
+    "d": "daily_bars",
+    "s": "statuses",
+    "l": "lulds",
+    "c": "corrections",
+    "x": "cancel_errors",
+    "o": "orderbooks",
+    "n": "news",
+}
+#: Everything the tracker counts: the channels, and the two kinds that ride on ``trades``.
+_COUNTED: Final = (*CHANNELS, "corrections", "cancel_errors")
+#: The key a news article without symbols is filed under (a ``*`` subscription's gap).
+_ANY_SYMBOL: Final = "*"
 #: Gap reports kept for ``health()``.
 RECENT_GAPS: Final = 100
 
@@ -46,7 +82,7 @@ class GapReport:
 
     Attributes:
         symbol: the symbol.
-        channel: ``quotes``, ``trades`` or ``bars``.
+        channel: the subscription channel (``quotes``, ``trades``, ``orderbooks``, ``news``...).
         last_seen_before: exchange time of the last message received on the channel before the
             outage (None if none arrived): the stream was complete for the pair up to then.
         first_seen_after: exchange time of the first message after the reconnect.
@@ -68,7 +104,7 @@ class DataTracker:
     def __init__(self, activity: ChannelActivity, on_gap: Callable[[GapReport], None]) -> None:
         self.activity = activity
         self._on_gap = on_gap
-        self.counts: dict[str, int] = dict.fromkeys((*CHANNELS, "statuses"), 0)
+        self.counts: dict[str, int] = dict.fromkeys(_COUNTED, 0)
         #: The last message received on each channel (its exchange time bounds the gaps).
         self.last_message: dict[str, Any] = {}
         self.malformed_frames = 0
@@ -94,6 +130,9 @@ class DataTracker:
         self.activity.received = True
         self.activity.last_data = now
         kinds = set(map(type, data))
+        if dict in kinds or News in kinds:
+            self._observe_each(data, now)
+            return None
         if len(kinds) == 1:
             kind = kinds.pop()
             channel = CHANNEL_OF[kind]
@@ -116,6 +155,18 @@ class DataTracker:
         if self._open:
             self._close_gaps(data)
 
+    def _observe_each(self, data: list[Any], now: float) -> None:
+        """The general path: raw dicts (channel by ``T``) and news (about each of its symbols)."""
+        counts, last_seen, last_message = self.counts, self.activity.last_seen, self.last_message
+        for message in data:
+            channel, symbols = _channel_and_symbols(message)
+            counts[channel] += 1
+            last_seen[channel] = now
+            last_message[channel] = message
+            if self._open and channel in self._open_channels:
+                for symbol in (*symbols, _ANY_SYMBOL) if channel == "news" else symbols:
+                    self._close((channel, symbol), symbol, message)
+
     def open_gaps(self, desired: Subscription, lost_at: datetime, epoch: int = 0) -> None:
         """The session of ``epoch`` was lost: every desired pair has a gap until its next message.
 
@@ -126,7 +177,7 @@ class DataTracker:
             for symbol in desired.channel(channel):
                 if (channel, symbol) not in self._open:
                     self._open[channel, symbol] = (
-                        last.timestamp if last is not None else None,
+                        _timestamp(last) if last is not None else None,
                         lost_at,
                         epoch,
                     )
@@ -153,18 +204,54 @@ class DataTracker:
     def _close_gaps(self, data: list[Any]) -> None:
         channel_of = CHANNEL_OF
         for message in data:
-            key = (channel_of[type(message)], message.symbol)
-            opened = self._open.pop(key, None)
-            if opened is not None:
-                self._one_closed(key[0])
-                report = GapReport(
-                    symbol=message.symbol,
-                    channel=key[0],
-                    last_seen_before=opened[0],
-                    first_seen_after=message.timestamp,
-                    lost_at=opened[1],
-                    epoch=opened[2],
-                )
-                self.recent_gaps.append(report)
-                self.gaps_reported += 1
-                self._on_gap(report)
+            self._close((channel_of[type(message)], message.symbol), message.symbol, message)
+
+    def _close(self, key: tuple[str, str], symbol: str, message: Any) -> None:
+        opened = self._open.pop(key, None)
+        if opened is None:
+            return
+        self._one_closed(key[0])
+        report = GapReport(
+            symbol=symbol,
+            channel=key[0],
+            last_seen_before=opened[0],
+            first_seen_after=_timestamp(message),
+            lost_at=opened[1],
+            epoch=opened[2],
+        )
+        self.recent_gaps.append(report)
+        self.gaps_reported += 1
+        self._on_gap(report)
+
+
+def _channel_and_symbols(message: Any) -> tuple[str, tuple[str, ...]]:
+    """The channel of a struct or raw dict, and the symbols it is about."""
+    if type(message) is dict:
+        channel = CHANNEL_OF_TAG[message["T"]]
+        if channel == "news":
+            return channel, tuple(message.get("symbols") or (_ANY_SYMBOL,))
+        return channel, (message["S"],)
+    if type(message) is News:
+        return "news", tuple(message.symbols) or (_ANY_SYMBOL,)
+    return CHANNEL_OF[type(message)], (message.symbol,)
+
+
+def _timestamp(message: Any) -> datetime:
+    """The exchange time of a struct or raw dict (a news article: its ``updated_at``).
+
+    Raises:
+        TypeError: when a raw dict carries no readable time.
+    """
+    if type(message) is News:
+        return message.updated_at
+    if type(message) is not dict:
+        stamp: datetime = message.timestamp
+        return stamp
+    value = message.get("updated_at") if message["T"] == "n" else message.get("t")
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    to_datetime = getattr(value, "to_datetime", None)
+    if to_datetime is None:
+        raise TypeError(f"no timestamp in {message!r}")
+    result: datetime = to_datetime()
+    return result

@@ -28,6 +28,8 @@ The hierarchy::
         ├── SlowClientError              407 slow client
         ├── InsufficientSubscriptionError 409 insufficient subscription
         ├── InvalidActionError           410 invalid subscribe action for this feed
+        ├── MsgpackOnlyError             412 option messages are only available in MsgPack format
+        ├── WildcardNotAllowedError      413 star subscription is not allowed for option quotes
         └── InternalServerError          500 internal error
 
 Every error says whether it is ``fatal``: a fatal error ends the lifecycle in ``stopped`` and is
@@ -60,6 +62,7 @@ from streamfsm.errors._classes import (
     InvalidTransitionError,
     LocalProtocolError,
     MissingCredentialsError,
+    MsgpackOnlyError,
     NotAuthenticatedError,
     RemoteProtocolError,
     ServerError,
@@ -69,6 +72,7 @@ from streamfsm.errors._classes import (
     StreamError,
     SymbolLimitError,
     TransportError,
+    WildcardNotAllowedError,
 )
 from streamfsm.errors._server import SERVER_ERRORS, ServerErrorSpec, server_error
 
@@ -92,6 +96,7 @@ __all__ = [
     "InvalidTransitionError",
     "LocalProtocolError",
     "MissingCredentialsError",
+    "MsgpackOnlyError",
     "NotAuthenticatedError",
     "RemoteProtocolError",
     "ServerError",
@@ -102,6 +107,7 @@ __all__ = [
     "StreamError",
     "SymbolLimitError",
     "TransportError",
+    "WildcardNotAllowedError",
     "server_error",
 ]
 

@@ -23,6 +23,7 @@ __all__ = [
     "InvalidTransitionError",
     "LocalProtocolError",
     "MissingCredentialsError",
+    "MsgpackOnlyError",
     "NotAuthenticatedError",
     "RemoteProtocolError",
     "ServerError",
@@ -32,6 +33,7 @@ __all__ = [
     "StreamError",
     "SymbolLimitError",
     "TransportError",
+    "WildcardNotAllowedError",
 ]
 
 
@@ -323,6 +325,23 @@ class InvalidActionError(ServerError):
 
     code = 410
     documented_message = "invalid subscribe action for this feed"
+    fatal = True
+    rejects_change = True
+
+
+class MsgpackOnlyError(ServerError):
+    """412: the option stream speaks msgpack only; a JSON client is refused (our bug or config)."""
+
+    code = 412
+    documented_message = "option messages are only available in MsgPack format"
+    fatal = True
+
+
+class WildcardNotAllowedError(ServerError):
+    """413: ``*`` is refused for option quotes; while streaming it rejects that change."""
+
+    code = 413
+    documented_message = "star subscription is not allowed for option quotes"
     fatal = True
     rejects_change = True
 

@@ -14,10 +14,12 @@ from streamfsm.errors._classes import (
     InternalServerError,
     InvalidActionError,
     InvalidSyntaxError,
+    MsgpackOnlyError,
     NotAuthenticatedError,
     ServerError,
     SlowClientError,
     SymbolLimitError,
+    WildcardNotAllowedError,
 )
 
 __all__ = ["SERVER_ERRORS", "ServerErrorSpec", "server_error"]
@@ -64,6 +66,8 @@ SERVER_ERRORS: Final[Mapping[int, ServerErrorSpec]] = {
             SlowClientError,
             InsufficientSubscriptionError,
             InvalidActionError,
+            MsgpackOnlyError,
+            WildcardNotAllowedError,
             InternalServerError,
         )
     )

@@ -21,14 +21,18 @@ from streamfsm._validate import boolean, count, instance_of, number, seconds
 from streamfsm.config import Feed
 from streamfsm.credentials import FINGERPRINT_CHARS, Credentials
 from streamfsm.errors import ConfigurationError
+from streamfsm.markets import Market
 
 __all__ = [
     "ALPACA_AUTH_TIMEOUT",
     "ALPACA_REAP_DELAY",
+    "CRYPTO_UNIVERSE",
+    "DEFAULT_ENTITLED_FEEDS",
     "DEFAULT_UNIVERSE",
     "DEMO_KEY_ID",
     "DEMO_SECRET",
     "IEX_SYMBOL_LIMIT",
+    "OPTIONS_UNIVERSE",
     "Replay",
     "SimConfig",
     "fingerprint",
@@ -60,6 +64,31 @@ DEFAULT_UNIVERSE: Final = (
     "QQQ",
     "SPY",
     "TSLA",
+)
+
+#: Pairs ``"*"`` expands to on the crypto stream.
+CRYPTO_UNIVERSE: Final = ("BTC/USD", "ETH/BTC", "ETH/USD", "LTC/USD", "SOL/USD")
+#: OCC contracts ``"*"`` expands to on the options stream (trades only: quotes refuse ``*``).
+OPTIONS_UNIVERSE: Final = (
+    "AAPL250620C00200000",
+    "AAPL250620P00180000",
+    "SPY250620C00550000",
+    "SPY250620P00500000",
+)
+#: What the free plans give every key: IEX, delayed SIP and the test stream for stocks, every
+#: crypto location, indicative options and news. SIP, BOATS, overnight and OPRA need a paid plan
+#: (409 otherwise), as on Alpaca.
+DEFAULT_ENTITLED_FEEDS: Final = frozenset(
+    {
+        Feed.IEX,
+        Feed.DELAYED_SIP,
+        Feed.TEST,
+        Feed.US,
+        Feed.US_1,
+        Feed.EU_1,
+        Feed.INDICATIVE,
+        Feed.NEWS,
+    }
 )
 
 #: Alpaca's limit for the free IEX plan: 30 trade and quote subscriptions at a time.
@@ -231,19 +260,21 @@ class SimConfig:
     credentials: Mapping[str, bytes] = attrs.field(
         default={DEMO_KEY_ID: DEMO_SECRET}, converter=_to_key_table, repr=_show_keys
     )
-    #: Feeds every key may use; ``sip`` is left out, as on Alpaca's free plan (409 otherwise).
+    #: Feeds every key may use: the free plans' (:data:`DEFAULT_ENTITLED_FEEDS`).
     entitled_feeds: frozenset[Feed] = attrs.field(
-        default=frozenset({Feed.IEX, Feed.DELAYED_SIP, Feed.TEST}), converter=_to_entitled_feeds
+        default=DEFAULT_ENTITLED_FEEDS, converter=_to_entitled_feeds
     )
     #: Per-key overrides of ``entitled_feeds`` (key id -> feeds).
     entitlements: Mapping[str, frozenset[Feed]] = attrs.field(
         factory=dict, converter=_to_entitlements
     )
-    #: Trade plus quote subscriptions allowed per connection (405 beyond); None: no limit (SIP).
+    #: Subscriptions allowed per connection on the market's limited channels (405 beyond):
+    #: trades plus quotes on stocks and crypto, quotes on options; None: no limit (SIP).
     symbol_limit: int | None = attrs.field(default=IEX_SYMBOL_LIMIT, validator=count(optional=True))
     #: Authenticated connections per key at a time (406 beyond); Alpaca allows 1 on most plans.
     connection_limit: int = attrs.field(default=1, validator=count())
-    #: The symbols ``"*"`` stands for. Any valid ticker may be subscribed and gets data.
+    #: The stock symbols ``"*"`` stands for (stocks and news; crypto and options have their own
+    #: universes). Any valid symbol may be subscribed and gets data.
     universe: tuple[str, ...] = attrs.field(default=DEFAULT_UNIVERSE, converter=_to_universe)
     #: Seeds every per-symbol random walk: the same seed gives the same prices.
     seed: int = attrs.field(default=0, validator=count(low=0, high=MAX_SEED))
@@ -261,10 +292,21 @@ class SimConfig:
     compression: bool = attrs.field(default=True, validator=boolean())
     #: Seconds the server waits for a client to answer its close frame before dropping it.
     close_timeout: float = attrs.field(default=DEFAULT_CLOSE_TIMEOUT, validator=seconds())
+    #: Every n-th stock trade is followed by a correction of it and a cancel of the one before,
+    #: so clients see both kinds of message; None: never.
+    corrections_every: int | None = attrs.field(default=None, validator=count(optional=True))
     #: Pre-encoded frames sent instead of the random walk; see :class:`Replay`.
     replay: Replay | None = attrs.field(
         default=None, validator=instance_of(Replay, "a Replay or None", optional=True)
     )
+
+    def universe_for(self, market: Market) -> tuple[str, ...]:
+        """The symbols ``"*"`` stands for on ``market``'s stream."""
+        if market is Market.CRYPTO:
+            return CRYPTO_UNIVERSE
+        if market is Market.OPTIONS:
+            return OPTIONS_UNIVERSE
+        return self.universe
 
     def feeds_for(self, key_id: str) -> frozenset[Feed]:
         """The feeds ``key_id`` is entitled to."""

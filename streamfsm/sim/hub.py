@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from streamfsm.config import Feed
+from streamfsm.markets import Market, market_of_feed
 from streamfsm.sim.config import Replay, SimConfig, fingerprint, secret_digest
 from streamfsm.sim.faults import RefuseMode
 from streamfsm.sim.feed import MarketFeed
@@ -57,7 +58,8 @@ class Hub:
         self._refuse_mode = RefuseMode.HTTP_503
         self._fail_auth_remaining = 0
         self._fail_auth_code = CONNECTION_LIMIT
-        self._slots: collections.Counter[str] = collections.Counter()
+        #: Slots held per (key id, market): Alpaca limits connections per endpoint.
+        self._slots: collections.Counter[tuple[str, Market]] = collections.Counter()
         self._reaps: dict[int, asyncio.TimerHandle] = {}
         self._reap_tokens = itertools.count()
         self._attempts = 0
@@ -93,7 +95,7 @@ class Hub:
         self.sessions.pop(session.id, None)
         self._closed.append(session.info())
         if session.key_id is not None:
-            self._release(session.key_id)
+            self._release((session.key_id, session.spec.market))
         self.changed()
 
     # ------------------------------------------------------------ refusal
@@ -129,10 +131,12 @@ class Hub:
         self.changed()
 
     def authorize(self, key_id: str, secret: str, feed: Feed) -> int | None:
-        """Check an auth and take a connection slot for the key.
+        """Check an auth and take a connection slot for the key on ``feed``'s market.
 
         Checks, in order: the credentials (402), an injected failure (``fail_auth``), the
-        entitlement to ``feed`` (409), the key's connection limit (406).
+        entitlement to ``feed`` (409), the key's connection limit (406). The limit holds per
+        market stream, as Alpaca's holds per endpoint: a stock and a crypto connection of one key
+        do not compete.
 
         Returns:
             None when the auth succeeds (the slot is now held), else the error code to send.
@@ -145,13 +149,14 @@ class Hub:
             return self._fail_auth_code
         if feed not in self.config.feeds_for(key_id):
             return INSUFFICIENT_SUBSCRIPTION
-        if self._slots[key_id] >= self.config.connection_limit:
+        slot = (key_id, market_of_feed(feed))
+        if self._slots[slot] >= self.config.connection_limit:
             return CONNECTION_LIMIT
-        self._slots[key_id] += 1
+        self._slots[slot] += 1
         self._auth_successes += 1
         return None
 
-    def _release(self, key_id: str) -> None:
+    def _release(self, key_id: tuple[str, Market]) -> None:
         delay = self.config.reap_delay
         if delay <= 0:
             self._reaped(key_id, None)
@@ -161,7 +166,7 @@ class Hub:
             delay, self._reaped, key_id, token
         )
 
-    def _reaped(self, key_id: str, token: int | None) -> None:
+    def _reaped(self, key_id: tuple[str, Market], token: int | None) -> None:
         if token is not None:
             self._reaps.pop(token, None)
         self._slots[key_id] -= 1
@@ -177,9 +182,11 @@ class Hub:
         self.changed()
 
     def data_sent(self, messages: Iterable[Mapping[str, Any]]) -> None:
-        """Count one data frame and its messages per symbol."""
+        """Count one data frame and its messages per symbol (a news article: its symbols)."""
         self._frames += 1
-        self._messages.update(message["S"] for message in messages)
+        for message in messages:
+            symbol = message.get("S")
+            self._messages.update((symbol,) if symbol is not None else message["symbols"])
         if self._waiters:
             self.changed()
 
@@ -207,9 +214,15 @@ class Hub:
             messages_sent=self._messages,
             frames_sent=self._frames,
             replays_completed=self._replays,
-            slots_held={fingerprint(key): count for key, count in self._slots.items()},
+            slots_held=self._slots_by_key(),
             rate=self.rate,
         )
+
+    def _slots_by_key(self) -> dict[str, int]:
+        held: collections.Counter[str] = collections.Counter()
+        for (key_id, _market), count in self._slots.items():
+            held[fingerprint(key_id)] += count
+        return dict(held)
 
     def changed(self) -> None:
         """Re-evaluate the waiters' predicates against a fresh snapshot."""

@@ -4,12 +4,15 @@ A decoded client message becomes an :class:`AuthRequest` or a :class:`Subscripti
 :func:`parse_request` raises :class:`Rejected` with the Alpaca error code to answer:
 
 * 400 (invalid syntax): not an object, unknown or missing ``action``, ``key``/``secret`` not
-  strings, a channel value that is not a list of valid symbols, a key no Alpaca stream knows.
+  strings, a channel value that is not a list of the market's symbols, a key no Alpaca stream
+  knows.
 * 410 (invalid subscribe action for this feed): a channel of another Alpaca stream
-  (``orderbooks``, ``news``, ...).
+  (``orderbooks`` on stocks, ``news`` on crypto, ...).
+* 413 (star subscription is not allowed for option quotes): ``*`` where the market refuses it.
 
-``corrections`` and ``cancelErrors`` follow ``trades`` on Alpaca: a client cannot subscribe
-them itself, so naming them is accepted and ignored, and the ack mirrors ``trades`` in them.
+``corrections`` and ``cancelErrors`` follow ``trades`` on the stock stream: a client cannot
+subscribe them itself, so naming them is accepted and ignored, and the ack mirrors ``trades`` in
+them.
 """
 
 from __future__ import annotations
@@ -21,13 +24,11 @@ from typing import Any, Final
 
 import attrs
 
-from streamfsm.sim.config import is_valid_symbol
+from streamfsm.markets import MARKETS, WIRE_NAMES, Market, MarketSpec
 
 __all__ = [
-    "DATA_CHANNELS",
+    "ALL_CHANNELS",
     "DERIVED_CHANNELS",
-    "FOREIGN_CHANNELS",
-    "LIMITED_CHANNELS",
     "STOCK_CHANNELS",
     "WILDCARD",
     "Action",
@@ -38,29 +39,23 @@ __all__ = [
     "parse_request",
 ]
 
-#: Channels the stock stream serves, in the order of Alpaca's subscription ack.
-STOCK_CHANNELS: Final = (
-    "trades",
-    "quotes",
-    "bars",
-    "updatedBars",
-    "dailyBars",
-    "statuses",
-    "lulds",
-)
-#: Channels the simulator generates data for.
-DATA_CHANNELS: Final = ("trades", "quotes", "bars")
-#: Channels counted against the symbol limit ("30 channels ... for trades and quotes").
-LIMITED_CHANNELS: Final = ("trades", "quotes")
-#: Channels derived from ``trades``; the ack repeats the trades list under these names.
+#: Every channel of every stream, by its wire name, in the order of Alpaca's subscription acks.
+ALL_CHANNELS: Final = tuple(WIRE_NAMES.values())
+#: Channels the stock stream serves, by wire name.
+STOCK_CHANNELS: Final = tuple(WIRE_NAMES[name] for name in MARKETS[Market.STOCKS].channels)
+#: Channels derived from ``trades`` on the stock stream; the ack repeats the trades list.
 DERIVED_CHANNELS: Final = ("corrections", "cancelErrors")
-#: Channels of other Alpaca streams (crypto, options, news): 410 on the stock stream.
-FOREIGN_CHANNELS: Final = frozenset({"orderbooks", "news", "imbalances", "indicative"})
 #: All symbols of the simulator's universe.
 WILDCARD: Final = "*"
 
 _INVALID_SYNTAX: Final = 400
 _INVALID_ACTION: Final = 410
+_STAR_NOT_ALLOWED: Final = 413
+
+
+def wire_channels(spec: MarketSpec) -> tuple[str, ...]:
+    """The wire names of ``spec``'s channels, in ack order."""
+    return tuple(WIRE_NAMES[name] for name in spec.channels)
 
 
 class Rejected(Exception):  # noqa: N818 - a verdict carrying a code, not a failure of ours
@@ -104,20 +99,26 @@ class SubscriptionChange:
     channels: Mapping[str, tuple[str, ...]] = attrs.field(converter=_read_only)
 
 
-def _symbols(channel: str, value: object) -> tuple[str, ...]:
+#: Channels of Alpaca streams the simulator does not serve (imbalances, the SIP's indicative
+#: quotes): 410 everywhere.
+_OTHER_STREAM_CHANNELS: Final = frozenset({"imbalances", "indicative"})
+_CHANNEL_OF_WIRE: Final = {wire: channel for channel, wire in WIRE_NAMES.items()}
+
+
+def _symbols(channel: str, value: object, spec: MarketSpec) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise Rejected(_INVALID_SYNTAX, f"{channel} must be a list of symbols")
     for symbol in value:
-        if symbol != WILDCARD and not is_valid_symbol(symbol):
+        if symbol != WILDCARD and not spec.is_symbol(symbol):
             raise Rejected(_INVALID_SYNTAX, f"invalid symbol in {channel}")
     return tuple(dict.fromkeys(value))
 
 
-def parse_request(message: object) -> AuthRequest | SubscriptionChange:
-    """Classify one decoded client message.
+def parse_request(message: object, spec: MarketSpec) -> AuthRequest | SubscriptionChange:
+    """Classify one decoded client message sent to ``spec``'s stream.
 
     Raises:
-        Rejected: with code 400 or 410; see the module docstring.
+        Rejected: with code 400, 410 or 413; see the module docstring.
     """
     if not isinstance(message, dict):
         raise Rejected(_INVALID_SYNTAX, "a client message must be an object")
@@ -130,17 +131,21 @@ def parse_request(message: object) -> AuthRequest | SubscriptionChange:
     if action not in (Action.SUBSCRIBE, Action.UNSUBSCRIBE):
         raise Rejected(_INVALID_SYNTAX, "unknown or missing action")
     channels: dict[str, tuple[str, ...]] = {}
+    served = wire_channels(spec)
     for name, value in message.items():
         if name == "action":
             continue
-        if name in FOREIGN_CHANNELS:
-            raise Rejected(_INVALID_ACTION, f"{name} is not offered by the stock feed")
-        if name in DERIVED_CHANNELS:
-            _symbols(name, value)
+        if name in DERIVED_CHANNELS and spec.market is Market.STOCKS:
+            _symbols(name, value, spec)
             continue
-        if name not in STOCK_CHANNELS:
+        if (name in ALL_CHANNELS and name not in served) or name in _OTHER_STREAM_CHANNELS:
+            raise Rejected(_INVALID_ACTION, f"{name} is not offered by the {spec.market} stream")
+        if name not in served:
             raise Rejected(_INVALID_SYNTAX, "unknown key in a subscription message")
-        channels[name] = _symbols(name, value)
+        symbols = _symbols(name, value, spec)
+        if WILDCARD in symbols and _CHANNEL_OF_WIRE[name] in spec.no_wildcard:
+            raise Rejected(_STAR_NOT_ALLOWED, f"'*' is not allowed for {spec.market} {name}")
+        channels[name] = symbols
     return SubscriptionChange(Action(action), channels)
 
 
@@ -150,7 +155,7 @@ def _frozen(values: Iterable[str]) -> frozenset[str]:
 
 @attrs.frozen
 class SubscriptionSet:
-    """The symbols one connection is subscribed to, per stock channel. Immutable."""
+    """The symbols one connection is subscribed to, per channel (wire names). Immutable."""
 
     trades: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
     quotes: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
@@ -159,9 +164,11 @@ class SubscriptionSet:
     dailyBars: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)  # noqa: N815
     statuses: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
     lulds: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
+    orderbooks: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
+    news: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
 
     def channel(self, name: str) -> frozenset[str]:
-        """The symbols of stock channel ``name``."""
+        """The symbols of channel ``name`` (a wire name)."""
         symbols: frozenset[str] = getattr(self, name)
         return symbols
 
@@ -176,23 +183,24 @@ class SubscriptionSet:
                 updated[name] = current - frozenset(symbols)
         return attrs.evolve(self, **updated)
 
-    def limited_count(self) -> int:
-        """Entries counted against the symbol limit: trades plus quotes (``*`` counts once)."""
-        return sum(len(self.channel(name)) for name in LIMITED_CHANNELS)
+    def limited_count(self, spec: MarketSpec) -> int:
+        """Entries counted against ``spec``'s symbol limit (``*`` counts once)."""
+        return sum(len(self.channel(WIRE_NAMES[name])) for name in spec.limited)
 
-    def ack(self) -> list[dict[str, Any]]:
-        """The subscription frame: the entire current set, symbols sorted."""
+    def ack(self, spec: MarketSpec) -> list[dict[str, Any]]:
+        """The subscription frame of ``spec``'s stream: the entire current set, symbols sorted."""
         message: dict[str, Any] = {"T": "subscription"}
-        for name in STOCK_CHANNELS:
+        for name in wire_channels(spec):
             message[name] = sorted(self.channel(name))
-        for name in DERIVED_CHANNELS:
-            message[name] = sorted(self.trades)
+        if spec.market is Market.STOCKS:
+            for name in DERIVED_CHANNELS:
+                message[name] = sorted(self.trades)
         return [message]
 
     def pairs(self, universe: Sequence[str]) -> tuple[tuple[str, str], ...]:
         """The (channel, symbol) pairs that get data, ``*`` expanded to ``universe``."""
         result: dict[tuple[str, str], None] = {}
-        for name in DATA_CHANNELS:
+        for name in ALL_CHANNELS:
             for symbol in sorted(self.channel(name)):
                 expanded = universe if symbol == WILDCARD else (symbol,)
                 for item in expanded:

@@ -2,8 +2,10 @@
 
 Paths:
 
-* ``/v2/{feed}`` for ``iex``, ``sip``, ``delayed_sip`` and ``test``: market-data connections
-  (see :mod:`streamfsm.sim.session` for the protocol and the assumptions it makes);
+* every market's data path, as on Alpaca: ``/v2/{feed}`` (stocks: ``iex``, ``sip``,
+  ``delayed_sip``, ``test``), ``/v1beta1/boats`` and ``/v1beta1/overnight`` (stocks),
+  ``/v1beta3/crypto/{us,us-1,eu-1}``, ``/v1beta1/{indicative,opra}`` (options) and
+  ``/v1beta1/news`` (see :mod:`streamfsm.sim.session` for the protocol and its assumptions);
 * ``/control``: a JSON command socket for other processes. Send ``{"fault": NAME, ...params}``
   or ``{"query": "stats"}``; every message gets one reply, ``{"ok": true, "result": ...}`` or
   ``{"ok": false, "error": "..."}``. Control connections are never refused, faulted or counted.
@@ -17,8 +19,6 @@ import asyncio
 import enum
 import http
 import logging
-import math
-from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -27,31 +27,32 @@ import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from streamfsm._validate import member
 from streamfsm.config import Feed
 from streamfsm.errors import ConfigurationError, LocalProtocolError
 from streamfsm.logs import StreamLogger
-from streamfsm.sim.config import Replay, SimConfig
+from streamfsm.markets import MARKETS, market_of_feed
+from streamfsm.sim.config import SimConfig
 from streamfsm.sim.faults import (
-    Fault,
-    MalformedKind,
+    CONNECTION_LIMIT_CODE,
+    NORMAL_CLOSURE,
     RefuseMode,
     UnknownConnectionError,
-    check_close_code,
+    reset,
 )
 from streamfsm.sim.hub import Hub, Predicate
-from streamfsm.sim.session import Session, error_message, reset
+from streamfsm.sim.injection import FaultInjection
+from streamfsm.sim.session import Session
 from streamfsm.sim.stats import ConnectionInfo, SimStats
 
 if TYPE_CHECKING:
     from websockets.http11 import Request, Response
 
-__all__ = ["CONTROL_PATH", "DEFAULT_WAIT", "Simulator"]
+__all__ = ["CONNECTION_LIMIT_CODE", "CONTROL_PATH", "DEFAULT_WAIT", "NORMAL_CLOSURE", "Simulator"]
 
 #: The path of the JSON control socket.
 CONTROL_PATH: Final = "/control"
-#: Market data lives under ``/v2/{feed}`` as on Alpaca.
-FEED_PATH_PREFIX: Final = "/v2/"
+#: Every market's data path (``/v2/iex``, ``/v1beta3/crypto/us``, ``/v1beta1/opra``...) -> feed.
+FEED_PATHS: Final = {spec.path(feed): feed for spec in MARKETS.values() for feed in spec.feeds}
 #: Waits in tests should fail fast on loopback; five seconds is generous there.
 DEFAULT_WAIT: Final = 5.0
 #: Keepalive as the websockets default: catches a client whose TCP peer vanished.
@@ -60,17 +61,9 @@ PING_TIMEOUT: Final = 20.0
 #: Largest client message: alpaca-py fragments subscribe messages into 32 KiB frames; 1 MiB
 #: holds tens of thousands of symbols.
 MAX_CLIENT_MESSAGE: Final = 1 << 20
-#: Close reasons must fit a control frame: 125 bytes minus the 2-byte code.
-MAX_CLOSE_REASON_BYTES: Final = 123
 #: Shutdown waits the close timeout plus this for clients to finish their close handshakes, then
 #: resets the stragglers (a client that stopped reading never sees our close frame).
 SHUTDOWN_MARGIN: Final = 0.5
-#: Default close code of the ``close`` fault.
-NORMAL_CLOSURE: Final = 1000
-#: Default error code of the ``fail_auth`` fault: Alpaca's connection limit.
-CONNECTION_LIMIT_CODE: Final = 406
-#: Alpaca error codes are three-digit HTTP-like numbers.
-ERROR_CODE_RANGE: Final = range(100, 1000)
 
 #: websockets logs every frame at DEBUG, clients' auth frames included; this logger is kept
 #: above DEBUG so a test run with DEBUG logging shows no secret from the simulator either.
@@ -81,96 +74,10 @@ _json_encoder: Final = msgspec.json.Encoder()
 
 
 def _feed_of(path: str) -> Feed | None:
-    if not path.startswith(FEED_PATH_PREFIX):
-        return None
-    try:
-        return Feed(path[len(FEED_PATH_PREFIX) :])
-    except ValueError:
-        return None
+    return FEED_PATHS.get(path)
 
 
-def _optional_seconds(field: str, value: object) -> float | None:
-    if value is None:
-        return None
-    return _seconds(field, value)
-
-
-def _seconds(field: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ConfigurationError(field, "a finite number of seconds >= 0", value)
-    return float(value)
-
-
-def _count(field: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(field, "an integer >= 0", value)
-    return value
-
-
-def _error_code(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value not in ERROR_CODE_RANGE:
-        raise ConfigurationError("code", "a three-digit error code", value)
-    return value
-
-
-def _connection_id(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError("connection_id", "an integer connection id or None", value)
-    return value
-
-
-def _rate(value: object) -> float | None:
-    if value is None:
-        return None
-    return _seconds("rate", value)
-
-
-def _reason(value: object) -> str:
-    if not isinstance(value, str) or len(value.encode()) > MAX_CLOSE_REASON_BYTES:
-        raise ConfigurationError("reason", "a string of at most 123 UTF-8 bytes", value)
-    return value
-
-
-def _message(value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ConfigurationError("msg", "a string or None", value)
-    return value
-
-
-def _member(kind: type[_E], field: str, value: object) -> _E:
-    return member(kind, field)(value)
-
-
-def _malformed_kind(value: object) -> MalformedKind:
-    return _member(MalformedKind, "kind", value)
-
-
-def _refuse_mode(value: object) -> RefuseMode:
-    return _member(RefuseMode, "mode", value)
-
-
-class _Params:
-    """Named fault parameters from a control message, type-checked one by one."""
-
-    def __init__(self, params: Mapping[str, object]) -> None:
-        self._params = dict(params)
-
-    def take(self, name: str, default: object = None) -> object:
-        return self._params.pop(name, default)
-
-    def done(self) -> None:
-        if self._params:
-            raise ConfigurationError("params", "only the fault's parameters", sorted(self._params))
-
-
-class Simulator:
+class Simulator(FaultInjection):
     """An Alpaca-protocol market-data server on loopback, with fault injection.
 
     Use it as ``async with Simulator(SimConfig(...)) as sim:``; every method runs on the event
@@ -287,12 +194,16 @@ class Simulator:
         return f"ws://{host}:{self.port}"
 
     def url(self, feed: Feed | str = Feed.IEX) -> str:
-        """The URL of ``feed``'s stream, e.g. ``ws://127.0.0.1:PORT/v2/iex``.
+        """The URL of ``feed``'s stream, at the path Alpaca serves it under.
+
+        For example ``ws://127.0.0.1:PORT/v2/iex``, ``.../v1beta3/crypto/us``,
+        ``.../v1beta1/indicative`` or ``.../v1beta1/news``.
 
         Raises:
-            ValueError: for a feed name outside ``iex``, ``sip``, ``delayed_sip``, ``test``.
+            ValueError: for a name that is no feed of any market.
         """
-        return f"{self.base_url}{FEED_PATH_PREFIX}{Feed(feed).value}"
+        chosen = Feed(feed)
+        return self.base_url + MARKETS[market_of_feed(chosen)].path(chosen)
 
     @property
     def control_url(self) -> str:
@@ -359,248 +270,6 @@ class Simulator:
 
         stats = await self.wait_for(lambda stats: len(matching(stats)) >= count, timeout)
         return matching(stats)
-
-    # ------------------------------------------------------------ faults on connections
-
-    def _targets(self, connection_id: int | None) -> list[Session]:
-        sessions = [session for session in self._require().sessions.values() if session.is_open]
-        if connection_id is None:
-            return sessions
-        chosen = [session for session in sessions if session.id == connection_id]
-        if not chosen:
-            raise UnknownConnectionError(connection_id)
-        return chosen
-
-    def _injected(self, fault: Fault, targets: list[Session], **fields: Any) -> tuple[int, ...]:
-        ids = tuple(session.id for session in targets)
-        _log.info("sim_fault_injected", fault=fault.value, connections=ids, **fields)
-        return ids
-
-    async def drop(self, connection_id: int | None = None) -> tuple[int, ...]:
-        """Reset the TCP connections (no close frame) and wait until they are gone.
-
-        Raises:
-            UnknownConnectionError: when ``connection_id`` is not an open data connection.
-        """
-        targets = self._targets(_connection_id(connection_id))
-        await asyncio.gather(*(session.drop() for session in targets))
-        return self._injected(Fault.DROP, targets)
-
-    async def close_connections(
-        self, code: int = NORMAL_CLOSURE, reason: str = "", connection_id: int | None = None
-    ) -> tuple[int, ...]:
-        """Close connections with ``code`` and ``reason`` (1000, 1001, 1011, ...).
-
-        Waits for the close handshake, at most the configured close timeout.
-
-        Raises:
-            ConfigurationError: for a reserved close code or a reason over 123 bytes.
-            UnknownConnectionError: when ``connection_id`` is not an open data connection.
-        """
-        code, reason = check_close_code(code), _reason(reason)
-        targets = self._targets(_connection_id(connection_id))
-        await asyncio.gather(*(session.close(code, reason) for session in targets))
-        return self._injected(Fault.CLOSE, targets, code=code)
-
-    async def mute(
-        self, seconds: float | None = None, connection_id: int | None = None
-    ) -> tuple[int, ...]:
-        """Stop sending anything (pings are still answered) for ``seconds`` or until unmuted.
-
-        Raises:
-            ConfigurationError: for a negative or non-finite duration.
-            UnknownConnectionError: when ``connection_id`` is not an open data connection.
-        """
-        duration = _optional_seconds("seconds", seconds)
-        targets = self._targets(_connection_id(connection_id))
-        for session in targets:
-            session.mute(duration)
-        return self._injected(Fault.MUTE, targets, seconds=duration)
-
-    async def unmute(self, connection_id: int | None = None) -> tuple[int, ...]:
-        """End a mute; replies held back go out, then data flows again.
-
-        Raises:
-            UnknownConnectionError: when ``connection_id`` is not an open data connection.
-        """
-        targets = self._targets(_connection_id(connection_id))
-        for session in targets:
-            session.unmute()
-        return self._injected(Fault.UNMUTE, targets)
-
-    async def send_malformed(
-        self, kind: MalformedKind | str, connection_id: int | None = None
-    ) -> tuple[int, ...]:
-        """Send one malformed frame of ``kind`` (even to muted connections).
-
-        Raises:
-            ConfigurationError: for an unknown kind.
-            UnknownConnectionError: when ``connection_id`` is not an open data connection.
-        """
-        malformed = _malformed_kind(kind)
-        targets = self._targets(_connection_id(connection_id))
-        sent = await self._each(targets, lambda session: session.send_malformed(malformed))
-        return self._injected(Fault.MALFORMED, sent, kind=malformed.value)
-
-    async def send_error(
-        self, code: int, msg: str | None = None, connection_id: int | None = None
-    ) -> tuple[int, ...]:
-        """Send ``[{"T": "error", "code": code, "msg": msg}]`` without closing.
-
-        ``msg`` defaults to Alpaca's documented text for ``code``.
-
-        Raises:
-            ConfigurationError: for a code outside 100-999 or a non-string message.
-            UnknownConnectionError: when ``connection_id`` is not an open data connection.
-        """
-        code, msg = _error_code(code), _message(msg)
-        text = msg if msg is not None else error_message(code)
-        targets = self._targets(_connection_id(connection_id))
-        sent = await self._each(targets, lambda session: session.send_error(code, text))
-        return self._injected(Fault.ERROR, sent, code=code)
-
-    @staticmethod
-    async def _each(
-        targets: list[Session], action: Callable[[Session], Awaitable[None]]
-    ) -> list[Session]:
-        """Run ``action(session)`` on each target; skip the ones that closed meanwhile."""
-        sent = []
-        for session in targets:
-            try:
-                await action(session)
-            except ConnectionClosed:
-                continue
-            sent.append(session)
-        return sent
-
-    # ------------------------------------------------------------ faults on the server
-
-    async def refuse(
-        self, seconds: float | None = None, mode: RefuseMode | str = RefuseMode.HTTP_503
-    ) -> None:
-        """Refuse new data connections for ``seconds`` (None: until :meth:`accept`).
-
-        Open connections are not touched. The control socket is never refused.
-
-        Raises:
-            ConfigurationError: for a negative duration or an unknown mode.
-        """
-        duration, refuse_mode = _optional_seconds("seconds", seconds), _refuse_mode(mode)
-        hub = self._require()
-        now = asyncio.get_running_loop().time()
-        hub.refuse(math.inf if duration is None else now + duration, refuse_mode)
-        self._injected(Fault.REFUSE, [], seconds=duration, mode=refuse_mode.value)
-
-    async def accept(self) -> None:
-        """Stop refusing new connections."""
-        self._require().accept()
-        self._injected(Fault.ACCEPT, [])
-
-    async def fail_auth(self, count: int = 1, code: int = CONNECTION_LIMIT_CODE) -> None:
-        """Answer the next ``count`` auths that have valid credentials with error ``code``.
-
-        The default reproduces a held slot: 406 connection limit exceeded. The connection is
-        closed after each such reply, as after every failed auth. ``count=0`` cancels.
-
-        Raises:
-            ConfigurationError: for a negative count or a code outside 100-999.
-        """
-        self._require().fail_auth(_count("count", count), _error_code(code))
-        self._injected(Fault.FAIL_AUTH, [], count=count, code=code)
-
-    async def delay_auth(self, seconds: float) -> None:
-        """Hold every auth reply back ``seconds`` from now on (0 ends the delay).
-
-        Raises:
-            ConfigurationError: for a negative or non-finite duration.
-        """
-        self._require().auth_delay = _seconds("seconds", seconds)
-        self._injected(Fault.DELAY_AUTH, [], seconds=seconds)
-
-    async def set_rate(self, rate: float | None) -> None:
-        """Change the data rate of every connection (0: quiet; None: as fast as they read).
-
-        Raises:
-            ConfigurationError: for a negative or non-finite rate.
-        """
-        hub = self._require()
-        hub.rate = _rate(rate)
-        for session in hub.sessions.values():
-            session.wake()
-        hub.changed()
-        self._injected(Fault.RATE, [], rate=hub.rate)
-
-    async def set_replay(self, replay: Replay | None) -> None:
-        """Replay ``replay`` on connections opened from now on (None: the random walk again)."""
-        if replay is not None and not isinstance(replay, Replay):
-            raise ConfigurationError("replay", "a Replay or None", replay)
-        self._require().replay = replay
-
-    async def inject(self, fault: Fault | str, **params: object) -> list[int] | None:
-        """Apply a fault by name, with parameters as the control socket receives them.
-
-        Returns:
-            The ids of the connections acted on, or None for server-wide faults.
-
-        Raises:
-            ConfigurationError: for an unknown fault, an unknown parameter or a bad value.
-            UnknownConnectionError: when ``connection_id`` is not an open data connection.
-        """
-        name = _member(Fault, "fault", fault)
-        args = _Params(params)
-        target = _connection_id(args.take("connection_id"))
-        ids: tuple[int, ...] | None = None
-        if name is Fault.DROP:
-            args.done()
-            ids = await self.drop(target)
-        elif name is Fault.CLOSE:
-            code = check_close_code(args.take("code", NORMAL_CLOSURE))
-            reason = _reason(args.take("reason", ""))
-            args.done()
-            ids = await self.close_connections(code, reason, target)
-        elif name is Fault.MUTE:
-            seconds = _optional_seconds("seconds", args.take("seconds"))
-            args.done()
-            ids = await self.mute(seconds, target)
-        elif name is Fault.UNMUTE:
-            args.done()
-            ids = await self.unmute(target)
-        elif name is Fault.MALFORMED:
-            kind = _malformed_kind(args.take("kind", MalformedKind.GARBAGE.value))
-            args.done()
-            ids = await self.send_malformed(kind, target)
-        elif name is Fault.ERROR:
-            error_code, msg = _error_code(args.take("code")), _message(args.take("msg"))
-            args.done()
-            ids = await self.send_error(error_code, msg, target)
-        else:
-            if target is not None:
-                raise ConfigurationError("connection_id", f"no connection id for {name}", target)
-            await self._inject_server_fault(name, args)
-        return None if ids is None else list(ids)
-
-    async def _inject_server_fault(self, name: Fault, args: _Params) -> None:
-        if name is Fault.REFUSE:
-            seconds = _optional_seconds("seconds", args.take("seconds"))
-            mode = _refuse_mode(args.take("mode", RefuseMode.HTTP_503.value))
-            args.done()
-            await self.refuse(seconds, mode)
-        elif name is Fault.ACCEPT:
-            args.done()
-            await self.accept()
-        elif name is Fault.FAIL_AUTH:
-            count = _count("count", args.take("count", 1))
-            code = _error_code(args.take("code", CONNECTION_LIMIT_CODE))
-            args.done()
-            await self.fail_auth(count, code)
-        elif name is Fault.DELAY_AUTH:
-            seconds = _seconds("seconds", args.take("seconds"))
-            args.done()
-            await self.delay_auth(seconds)
-        else:
-            rate = _rate(args.take("rate"))
-            args.done()
-            await self.set_rate(rate)
 
     # ------------------------------------------------------------ serving
 

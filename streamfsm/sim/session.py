@@ -17,17 +17,20 @@ Mute holds back everything the session would send by itself (acks, errors, data)
 library keeps answering pings. Injected frames (``malformed``, ``error``) are sent even when muted:
 a test asked for them explicitly.
 
-After an error the session keeps the connection open (400, 401, 403, 405, 410, injected errors)
-or closes it with 1008 policy violation (every failed auth: 402, 406, 409, an injected
-``fail_auth`` code; and 404 auth timeout). Alpaca's documentation does not say which it does.
+After an error the session keeps the connection open (400, 401, 403, 405, 410, 413, injected
+errors) or closes it with 1008 policy violation (every failed auth: 402, 406, 409, an injected
+``fail_auth`` code; 404 auth timeout; and 412 when a JSON client reaches the msgpack-only option
+stream, right after the welcome). Alpaca's documentation does not say which it does.
+
+Every market's path is served by the same session: the market of the path's feed decides the
+channels, the symbol grammar, the encodings, the schema of the data and which channels count
+against the symbol limit. The first order book a connection gets for a symbol after subscribing
+it is a snapshot with the reset flag, later ones change one level.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import struct
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -35,11 +38,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from streamfsm.config import Encoding, Feed
-from streamfsm.errors import SERVER_ERRORS
 from streamfsm.logs import StreamLogger
+from streamfsm.markets import MARKETS, Market, market_of_feed
 from streamfsm.sim import wire
 from streamfsm.sim.config import Replay, fingerprint
-from streamfsm.sim.faults import MalformedKind, malformed_frame
+from streamfsm.sim.faults import MalformedKind, malformed_frame, reset
+from streamfsm.sim.feed import TradeFixes
 from streamfsm.sim.requests import (
     Action,
     AuthRequest,
@@ -55,7 +59,7 @@ if TYPE_CHECKING:
 
     from streamfsm.sim.hub import Hub
 
-__all__ = ["Session", "error_message", "reset"]
+__all__ = ["Session"]
 
 KEY_HEADER: Final = "APCA-API-KEY-ID"
 SECRET_HEADER: Final = "APCA-API-SECRET-KEY"
@@ -64,39 +68,22 @@ NOT_AUTHENTICATED: Final = 401
 ALREADY_AUTHENTICATED: Final = 403
 AUTH_TIMEOUT: Final = 404
 SYMBOL_LIMIT: Final = 405
-#: Text for a code Alpaca does not document (only injected errors can carry one).
-UNDOCUMENTED_ERROR: Final = "error"
-#: struct linger {int l_onoff; int l_linger;} = {1, 0}: close() sends RST, not FIN.
-_LINGER_RESET: Final = struct.pack("ii", 1, 0)
+#: "option messages are only available in MsgPack format" (Alpaca's option stream).
+MSGPACK_ONLY: Final = 412
+#: Wire names of the order book channel and of the trades channel.
+ORDERBOOKS: Final = "orderbooks"
+TRADES: Final = "trades"
 
 _log = StreamLogger("streamfsm.sim", component="sim")
 
 
-def error_message(code: int) -> str:
-    """Alpaca's documented text for ``code`` (from :data:`streamfsm.errors.SERVER_ERRORS`)."""
-    spec = SERVER_ERRORS.get(code)
-    return spec.message if spec is not None else UNDOCUMENTED_ERROR
-
-
-def reset(transport: asyncio.Transport) -> None:
-    """Abort a TCP connection with a reset (RST), dropping unsent data.
-
-    A connection already closing is simply aborted: its socket may be shut down already.
-    """
-    sock = transport.get_extra_info("socket")
-    if sock is not None and not transport.is_closing():
-        # OSError: the peer closed the socket meanwhile; aborting is still what is asked.
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-    transport.abort()
-
-
 class Session:
-    """The server side of one ``/v2/{feed}`` WebSocket connection.
+    """The server side of one market-data WebSocket connection (any market's path).
 
     Attributes:
         id: the simulator's connection id.
         feed: the feed of the URL path.
+        spec: the feed's market: its channels, symbols, encodings and limits.
         encoding: the frame encoding negotiated by ``Content-Type``.
         key_id: the authenticated key id (not a secret); None until auth succeeds.
     """
@@ -106,6 +93,7 @@ class Session:
         self.ws = ws
         self.id = connection_id
         self.feed = feed
+        self.spec = MARKETS[market_of_feed(feed)]
         request = ws.request
         headers = request.headers if request is not None else None
         self.encoding = wire.encoding_for(headers.get("Content-Type") if headers else None)
@@ -114,6 +102,9 @@ class Session:
         self.key_id: str | None = None
         self.subscriptions = SubscriptionSet()
         self._pairs: tuple[tuple[str, str], ...] = ()
+        #: Order books whose snapshot this connection has sent since it subscribed them.
+        self._books: set[str] = set()
+        self._fixes = TradeFixes(hub.market, hub.config.corrections_every)
         self._cursor = 0
         self._acks = 0
         self._messages_sent = 0
@@ -177,6 +168,9 @@ class Session:
         deadline = asyncio.get_running_loop().time() + self.hub.config.auth_timeout
         try:
             await self._send_control(wire.connected())
+            if self.encoding not in self.spec.encodings:
+                await self._fail(MSGPACK_ONLY)
+                return
             request = self.ws.request
             headers = request.headers if request is not None else None
             if (
@@ -205,7 +199,7 @@ class Session:
     async def _handle(self, frame: bytes | str) -> bool:
         """Answer one client frame; False when the connection is being closed."""
         try:
-            request = parse_request(wire.decode(frame))
+            request = parse_request(wire.decode(frame), self.spec)
         except wire.DecodeError:
             await self._reply_error(INVALID_SYNTAX)
             return True
@@ -244,27 +238,28 @@ class Session:
         if (
             change.action is Action.SUBSCRIBE
             and limit is not None
-            and updated.limited_count() > limit
+            and updated.limited_count(self.spec) > limit
         ):
             await self._reply_error(SYMBOL_LIMIT)
             return
         await self._unmuted.wait()
         # No await between switching the pairs and writing the ack: see the module docstring.
         self.subscriptions = updated
-        self._pairs = updated.pairs(self.hub.config.universe)
+        self._pairs = updated.pairs(self.hub.config.universe_for(self.spec.market))
+        self._books &= {symbol for channel, symbol in self._pairs if channel == ORDERBOOKS}
         self._cursor = 0
         self._acks += 1
-        await self.ws.send(wire.encode(updated.ack(), self.encoding), text=self._text)
+        await self.ws.send(wire.encode(updated.ack(self.spec), self.encoding), text=self._text)
         self._wake.set()
         self.hub.changed()
 
     async def _fail(self, code: int) -> None:
         """Send error ``code``, then close the connection (policy violation)."""
         await self._reply_error(code)
-        await self.ws.close(CloseCode.POLICY_VIOLATION, error_message(code))
+        await self.ws.close(CloseCode.POLICY_VIOLATION, wire.error_message(code))
 
     async def _reply_error(self, code: int) -> None:
-        await self._send_control(wire.error(code, error_message(code)))
+        await self._send_control(wire.error(code, wire.error_message(code)))
         self.hub.error_sent(code)
 
     async def _send_control(self, frame: list[dict[str, Any]]) -> None:
@@ -328,9 +323,15 @@ class Session:
         for offset in range(self.hub.config.batch):
             channel, symbol = pairs[self._cursor % len(pairs)]
             self._cursor += 1
-            messages.append(
-                market.message(channel, symbol, self.feed, now_ns + offset, self._stamp)
+            snapshot = channel == ORDERBOOKS and symbol not in self._books
+            if snapshot:
+                self._books.add(symbol)
+            message = market.message(
+                channel, symbol, self.feed, now_ns + offset, self._stamp, snapshot=snapshot
             )
+            messages.append(message)
+            if channel == TRADES and self.spec.market is Market.STOCKS:
+                messages.extend(self._fixes.after(message, self._stamp, now_ns + offset))
         await self.ws.send(wire.encode(messages, self.encoding), text=self._text)
         self._messages_sent += len(messages)
         self.hub.data_sent(messages)

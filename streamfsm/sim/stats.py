@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from streamfsm.config import Encoding, Feed
-from streamfsm.sim.requests import STOCK_CHANNELS, SubscriptionSet
+from streamfsm.sim.requests import ALL_CHANNELS, SubscriptionSet
 
 __all__ = ["ConnectionInfo", "SimStats"]
 
@@ -70,7 +70,9 @@ class ConnectionInfo:
             "encoding": self.encoding.value,
             "key": self.key,
             "subscriptions": {
-                name: sorted(self.subscriptions.channel(name)) for name in STOCK_CHANNELS
+                name: sorted(symbols)
+                for name in ALL_CHANNELS
+                if (symbols := self.subscriptions.channel(name))
             },
             "acks": self.acks,
             "messages_sent": self.messages_sent,

@@ -17,6 +17,7 @@ from typing import Any, Final
 import msgspec
 
 from streamfsm.config import Encoding
+from streamfsm.errors import SERVER_ERRORS
 
 __all__ = [
     "MSGPACK_CONTENT_TYPE",
@@ -29,6 +30,7 @@ __all__ = [
     "encode",
     "encoding_for",
     "error",
+    "error_message",
     "msgpack_timestamp",
     "rfc3339",
     "stamp_for",
@@ -38,6 +40,8 @@ __all__ = [
 MSGPACK_CONTENT_TYPE: Final = "application/msgpack"
 #: The non-Alpaca key carrying the simulator's per-channel, per-symbol sequence number.
 SEQ_KEY: Final = "_seq"
+#: Text for a code Alpaca does not document (only injected errors can carry one).
+UNDOCUMENTED_ERROR: Final = "error"
 #: msgpack's reserved extension type for timestamps.
 _TIMESTAMP_EXT: Final = -1
 _NS_PER_SECOND: Final = 1_000_000_000
@@ -124,3 +128,9 @@ def authenticated() -> list[dict[str, Any]]:
 def error(code: int, message: str) -> list[dict[str, Any]]:
     """An error frame; control messages always travel alone in their array."""
     return [{"T": "error", "code": code, "msg": message}]
+
+
+def error_message(code: int) -> str:
+    """Alpaca's documented text for ``code`` (from :data:`streamfsm.errors.SERVER_ERRORS`)."""
+    spec = SERVER_ERRORS.get(code)
+    return spec.message if spec is not None else UNDOCUMENTED_ERROR

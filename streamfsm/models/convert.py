@@ -1,33 +1,10 @@
-"""Market-data values as they come off the wire: frozen msgspec structs, and their conversions.
+"""Conversions of the ``fast`` structs into what the other model modes deliver.
 
-These are the ``fast`` models. Each struct is tagged by the wire's ``T`` key and its fields are
-renamed to the wire's short keys, so :mod:`streamfsm._core.protocol` decodes a whole frame into
-them in
-one typed msgspec call. Attribute names and types are those of alpaca-py's own models
-(``alpaca.data.models.Quote``, ``Trade``, ``Bar``, ``TradingStatus``), so a handler that reads
-``quote.bid_price`` or ``bar.vwap`` works with either. Sizes, volumes and trade counts are floats
-because alpaca-py declares them so.
-
-Two conversions serve the other model modes, both plain functions on the hot path:
-
-- :func:`to_alpaca` builds alpaca-py's own model, equal to what alpaca-py's ``StockDataStream``
-  delivers for the same message;
-- :func:`to_raw` builds the wire dict, as alpaca-py's ``raw_data=True`` delivers it.
-
-Differences from alpaca-py, all deliberate:
-
-- ``timestamp`` is a timezone-aware ``datetime``. Alpaca sends nanoseconds; msgspec rounds them to
-  the nearest microsecond, where alpaca-py (``msgpack.Timestamp.to_datetime``) truncates. The two
-  can therefore differ by one microsecond.
-- ``seq`` (wire key ``_seq``) is a per-symbol sequence number that the streamfsm simulator adds so
-  that tests and demos can count gaps. Alpaca does not send it; it is None on a real feed.
-- Keys Alpaca may add later are ignored.
-
-The structs are immutable but ``conditions`` is a list, as in alpaca-py, so they are not hashable
-when it is set. They are built with ``gc=False`` (decoding is about 10% faster and the garbage
-collector does not track millions of them): they hold only strings, numbers, datetimes and a
-list of strings, so they cannot be part of a reference cycle unless a caller puts one into its
-own ``conditions`` list.
+- :func:`to_alpaca` builds alpaca-py's own model, equal to what alpaca-py's ``*DataStream``
+  delivers for the same message (LULD bands stay dicts, as alpaca-py hands them out);
+- :func:`to_raw` builds the wire dict with a ``datetime`` for ``t``: the shape alpaca-py's
+  ``raw_data=True`` delivers, for code that holds a struct. The ``raw`` model mode itself does not
+  go through it: it hands out the decoder's own dicts, exactly alpaca-py's values.
 
 alpaca-py is imported by :func:`load_alpaca_models` or the first :func:`to_alpaca` call, not with
 this module: it costs about a second and pulls in its WebSocket client, which ``fast`` and
@@ -40,25 +17,37 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any, Final, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 import msgspec
 
+from streamfsm.models.structs import (
+    Bar,
+    DailyBar,
+    Luld,
+    MarketData,
+    News,
+    Orderbook,
+    Quote,
+    Trade,
+    TradeCancel,
+    TradeCorrection,
+    TradingStatus,
+    UpdatedBar,
+)
+
 if TYPE_CHECKING:
     from alpaca.data.models import Bar as AlpacaBar
+    from alpaca.data.models import News as AlpacaNews
+    from alpaca.data.models import Orderbook as AlpacaOrderbook
     from alpaca.data.models import Quote as AlpacaQuote
     from alpaca.data.models import Trade as AlpacaTrade
+    from alpaca.data.models import TradeCancel as AlpacaTradeCancel
+    from alpaca.data.models import TradeCorrection as AlpacaTradeCorrection
     from alpaca.data.models import TradingStatus as AlpacaTradingStatus
     from pydantic import BaseModel
 
 __all__ = [
-    "Bar",
-    "DailyBar",
-    "MarketData",
-    "Quote",
-    "Trade",
-    "TradingStatus",
-    "UpdatedBar",
     "alpaca_converter",
     "decimal_price",
     "load_alpaca_models",
@@ -66,87 +55,6 @@ __all__ = [
     "to_alpaca",
     "to_raw",
 ]
-
-#: A timestamp that must carry a timezone; Alpaca's are UTC (``Z`` in JSON, msgpack Timestamp).
-_Timestamp: TypeAlias = Annotated[datetime, msgspec.Meta(tz=True)]
-
-
-class _WireStruct(
-    msgspec.Struct, frozen=True, kw_only=True, tag_field="T", omit_defaults=True, gc=False
-):
-    """Common configuration: immutable, tagged by ``T``, optional keys left out when encoded."""
-
-
-class Quote(_WireStruct, frozen=True, kw_only=True, tag="q"):
-    """A level-1 quote: the best bid and ask of one symbol (``T`` = ``"q"``)."""
-
-    symbol: str = msgspec.field(name="S")
-    timestamp: _Timestamp = msgspec.field(name="t")
-    bid_exchange: str | None = msgspec.field(name="bx", default=None)
-    bid_price: float = msgspec.field(name="bp")
-    bid_size: float = msgspec.field(name="bs")
-    ask_exchange: str | None = msgspec.field(name="ax", default=None)
-    ask_price: float = msgspec.field(name="ap")
-    ask_size: float = msgspec.field(name="as")
-    conditions: list[str] | None = msgspec.field(name="c", default=None)
-    tape: str | None = msgspec.field(name="z", default=None)
-    #: Simulator extension (``_seq``): per-symbol sequence number; None from Alpaca.
-    seq: int | None = msgspec.field(name="_seq", default=None)
-
-
-class Trade(_WireStruct, frozen=True, kw_only=True, tag="t"):
-    """One trade print (``T`` = ``"t"``)."""
-
-    symbol: str = msgspec.field(name="S")
-    timestamp: _Timestamp = msgspec.field(name="t")
-    exchange: str | None = msgspec.field(name="x", default=None)
-    price: float = msgspec.field(name="p")
-    size: float = msgspec.field(name="s")
-    id: int | None = msgspec.field(name="i", default=None)
-    conditions: list[str] | None = msgspec.field(name="c", default=None)
-    tape: str | None = msgspec.field(name="z", default=None)
-    #: Simulator extension (``_seq``): per-symbol sequence number; None from Alpaca.
-    seq: int | None = msgspec.field(name="_seq", default=None)
-
-
-class Bar(_WireStruct, frozen=True, kw_only=True, tag="b"):
-    """A minute bar (``T`` = ``"b"``); ``timestamp`` is the start of the minute."""
-
-    symbol: str = msgspec.field(name="S")
-    timestamp: _Timestamp = msgspec.field(name="t")
-    open: float = msgspec.field(name="o")
-    high: float = msgspec.field(name="h")
-    low: float = msgspec.field(name="l")
-    close: float = msgspec.field(name="c")
-    volume: float = msgspec.field(name="v")
-    trade_count: float | None = msgspec.field(name="n", default=None)
-    vwap: float | None = msgspec.field(name="vw", default=None)
-    #: Simulator extension (``_seq``): per-symbol sequence number; None from Alpaca.
-    seq: int | None = msgspec.field(name="_seq", default=None)
-
-
-class UpdatedBar(Bar, frozen=True, kw_only=True, tag="u"):
-    """A minute bar corrected by trades that arrived late (``T`` = ``"u"``)."""
-
-
-class DailyBar(Bar, frozen=True, kw_only=True, tag="d"):
-    """The running bar of the trading day (``T`` = ``"d"``)."""
-
-
-class TradingStatus(_WireStruct, frozen=True, kw_only=True, tag="s"):
-    """A trading status change of one symbol, such as a halt or resume (``T`` = ``"s"``)."""
-
-    symbol: str = msgspec.field(name="S")
-    timestamp: _Timestamp = msgspec.field(name="t")
-    status_code: str = msgspec.field(name="sc")
-    status_message: str = msgspec.field(name="sm")
-    reason_code: str = msgspec.field(name="rc")
-    reason_message: str = msgspec.field(name="rm")
-    tape: str = msgspec.field(name="z")
-
-
-#: Every market-data value streamfsm delivers.
-MarketData: TypeAlias = Quote | Trade | Bar | TradingStatus
 
 
 def decimal_price(x: float) -> Decimal:
@@ -199,6 +107,8 @@ def _trade_raw(m: Trade) -> dict[str, Any]:
         raw["c"] = m.conditions
     if m.tape is not None:
         raw["z"] = m.tape
+    if m.taker_side is not None:
+        raw["tks"] = m.taker_side
     if m.seq is not None:
         raw["_seq"] = m.seq
     return raw
@@ -237,6 +147,12 @@ def _status_raw(m: TradingStatus) -> dict[str, Any]:
     }
 
 
+def _builtins_raw(m: MarketData) -> dict[str, Any]:
+    """The wire dict of a rarer message type, from msgspec's own encoder rules."""
+    raw: dict[str, Any] = msgspec.to_builtins(m, builtin_types=(datetime,))
+    return raw
+
+
 _TO_RAW: Final[dict[type[MarketData], Callable[[Any], dict[str, Any]]]] = {
     Quote: _quote_raw,
     Trade: _trade_raw,
@@ -244,6 +160,11 @@ _TO_RAW: Final[dict[type[MarketData], Callable[[Any], dict[str, Any]]]] = {
     UpdatedBar: partial(_bar_raw, "u"),
     DailyBar: partial(_bar_raw, "d"),
     TradingStatus: _status_raw,
+    Luld: _builtins_raw,
+    TradeCorrection: _builtins_raw,
+    TradeCancel: _builtins_raw,
+    Orderbook: _builtins_raw,
+    News: _builtins_raw,
 }
 
 
@@ -251,8 +172,9 @@ def to_raw(m: MarketData) -> dict[str, Any]:
     """Return the wire dict of ``m``, as alpaca-py hands it out with ``raw_data=True``.
 
     Keys are the wire keys (``T``, ``S``, ``bp``, ...); optional keys that are None are left
-    out, as they were on the wire. ``t`` is a timezone-aware UTC ``datetime`` where alpaca-py
-    hands out a ``msgpack.Timestamp``. ``c`` is the struct's own list, not a copy.
+    out, as they were on the wire. ``t`` (and a news article's ``created_at`` and ``updated_at``)
+    is a timezone-aware UTC ``datetime`` where alpaca-py hands out a ``msgpack.Timestamp``.
+    ``c`` is the struct's own list, not a copy.
 
     Raises:
         TypeError: when ``m`` is not one of this module's market-data structs.
@@ -267,8 +189,10 @@ def to_raw(m: MarketData) -> dict[str, Any]:
 # ---------------------------------------------------------------- to_alpaca
 
 _Model = TypeVar("_Model", bound="BaseModel")
-#: The attribute that streamfsm structs have and alpaca-py's models do not.
-_SEQ: Final = "seq"
+#: Attributes that streamfsm structs have and alpaca-py's models do not.
+_EXTRAS: Final = frozenset({"seq", "taker_side"})
+#: Size-like attributes alpaca-py declares as floats (the wire sends integers on stocks).
+_FLOATS: Final = ("size", "bid_size", "ask_size", "volume", "trade_count")
 _set_attribute: Final = object.__setattr__
 
 
@@ -285,16 +209,27 @@ def _builder(cls: type[_Model], struct: type[MarketData]) -> Callable[[MarketDat
     asdict = msgspec.structs.asdict
     new = object.__new__
     exact = (
-        fields == set(struct.__struct_fields__) - {_SEQ}
+        fields == set(struct.__struct_fields__) - _EXTRAS
         and cls.__pydantic_post_init__ is None
         and not cls.__private_attributes__
         and cls.model_config.get("extra") != "allow"
         and not cls.__pydantic_root_model__
     )
 
-    def construct(m: MarketData) -> _Model:
+    floats = [name for name in _FLOATS if name in fields]
+
+    def values_of(m: MarketData) -> dict[str, Any]:
         values = asdict(m)
-        values.pop(_SEQ, None)
+        for extra in _EXTRAS:
+            values.pop(extra, None)
+        for name in floats:
+            value = values[name]
+            if type(value) is int:
+                values[name] = float(value)
+        return values
+
+    def construct(m: MarketData) -> _Model:
+        values = values_of(m)
         model = new(cls)
         _set_attribute(model, "__dict__", values)
         _set_attribute(model, "__pydantic_fields_set__", fields.copy())
@@ -303,14 +238,26 @@ def _builder(cls: type[_Model], struct: type[MarketData]) -> Callable[[MarketDat
         return model
 
     def validate_free(m: MarketData) -> _Model:
-        values = asdict(m)
-        values.pop(_SEQ, None)
-        return cls.model_construct(**values)
+        return cls.model_construct(**values_of(m))
 
     return construct if exact else validate_free
 
 
-_TO_ALPACA: dict[type[MarketData], Callable[[MarketData], BaseModel]] = {}
+def _validated(cls: Any, with_symbol: bool) -> Callable[[MarketData], Any]:
+    """The converter that builds ``cls`` as alpaca-py's stream does: its constructor, validated.
+
+    For the rarer types (corrections, cancels, order books, news) whose models convert nested
+    values and enums; the cost of validation does not matter at their rates.
+    """
+
+    def construct(m: MarketData) -> Any:
+        raw = to_raw(m)
+        return cls(raw["S"], raw) if with_symbol else cls(raw)
+
+    return construct
+
+
+_TO_ALPACA: dict[type[MarketData], Callable[[MarketData], Any]] = {}
 
 
 def raw_converter(kind: type[MarketData]) -> Callable[[Any], dict[str, Any]]:
@@ -322,7 +269,7 @@ def raw_converter(kind: type[MarketData]) -> Callable[[Any], dict[str, Any]]:
     return _TO_RAW[kind]
 
 
-def alpaca_converter(kind: type[MarketData]) -> Callable[[Any], BaseModel]:
+def alpaca_converter(kind: type[MarketData]) -> Callable[[Any], Any]:
     """:func:`to_alpaca` for one struct type, alpaca-py's models imported now.
 
     Raises:
@@ -355,6 +302,12 @@ def _load_alpaca() -> None:
         (TradingStatus, alpaca.TradingStatus),
     )
     _TO_ALPACA.update({struct: _builder(model, struct) for struct, model in pairs})
+    _TO_ALPACA[TradeCorrection] = _validated(alpaca.TradeCorrection, with_symbol=True)
+    _TO_ALPACA[TradeCancel] = _validated(alpaca.TradeCancel, with_symbol=True)
+    _TO_ALPACA[Orderbook] = _validated(alpaca.Orderbook, with_symbol=True)
+    _TO_ALPACA[News] = _validated(alpaca.News, with_symbol=False)
+    # alpaca-py has no LULD model: its stream hands LULD bands out as the wire dict.
+    _TO_ALPACA[Luld] = _builtins_raw
 
 
 @overload
@@ -365,13 +318,29 @@ def to_alpaca(m: Trade) -> AlpacaTrade: ...
 def to_alpaca(m: Bar) -> AlpacaBar: ...
 @overload
 def to_alpaca(m: TradingStatus) -> AlpacaTradingStatus: ...
-def to_alpaca(m: MarketData) -> BaseModel:
-    """Return alpaca-py's own model for ``m``: ``Quote``, ``Trade``, ``Bar`` or ``TradingStatus``.
+@overload
+def to_alpaca(m: TradeCorrection) -> AlpacaTradeCorrection: ...
+@overload
+def to_alpaca(m: TradeCancel) -> AlpacaTradeCancel: ...
+@overload
+def to_alpaca(m: Orderbook) -> AlpacaOrderbook: ...
+@overload
+def to_alpaca(m: News) -> AlpacaNews: ...
+@overload
+def to_alpaca(m: Luld) -> dict[str, Any]: ...
+def to_alpaca(m: MarketData) -> Any:
+    """Return what alpaca-py's stream delivers for ``m`` with ``raw_data=False``.
 
-    The result equals (``model_dump()``) what alpaca-py builds from the same wire message, and is
-    built without pydantic validation: the struct was already validated when it was decoded.
+    alpaca-py's ``Quote``, ``Trade``, ``Bar``, ``TradingStatus``, ``TradeCorrection``,
+    ``TradeCancel``, ``Orderbook`` or ``News``; for a LULD band, the wire dict with a ``datetime``
+    for ``t``, as alpaca-py hands it out.
+
+    The result equals (``model_dump()``) what alpaca-py builds from the same wire message. Quotes,
+    trades, bars and statuses are built without pydantic validation (the struct was validated
+    when it was decoded, integer sizes become floats as alpaca-py declares them); the rarer types
+    go through alpaca-py's own constructors.
     Updated and daily bars become alpaca-py ``Bar`` objects, as in ``StockDataStream``.
-    ``conditions`` is shared with ``m``, not copied. ``seq`` is dropped.
+    ``conditions`` is shared with ``m``, not copied. ``seq`` and ``taker_side`` are dropped.
 
     Raises:
         TypeError: when ``m`` is not one of this module's market-data structs.
