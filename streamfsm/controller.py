@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from streamfsm._aio.arguments import check_arguments, check_channels_handled, check_listener
 from streamfsm._aio.bridge import EngineBridge, block_until_signalled
 from streamfsm._aio.clock import SystemClock
-from streamfsm._aio.deliveries import deliveries_for, model_mode
+from streamfsm._aio.deliveries import Deliveries, model_mode
 from streamfsm._aio.engine import Engine
 from streamfsm._aio.feed import TransitionFeed
 from streamfsm._aio.health import Health, snapshot
@@ -36,8 +36,21 @@ from streamfsm._core.tracking import DataTracker, GapReport
 from streamfsm.config import ModelMode, StreamConfig
 from streamfsm.credentials import Credentials
 from streamfsm.errors import ControllerStoppedError, StreamError
-from streamfsm.handlers import BarHandler, ErrorHandler, GapHandler, QuoteHandler, TradeHandler
+from streamfsm.handlers import (
+    BarHandler,
+    CancelErrorHandler,
+    CorrectionHandler,
+    ErrorHandler,
+    GapHandler,
+    LuldHandler,
+    NewsHandler,
+    OrderbookHandler,
+    QuoteHandler,
+    StatusHandler,
+    TradeHandler,
+)
 from streamfsm.logs import StreamLogger, pin_library_loggers
+from streamfsm.porting import AlpacaStreamMethods, requested_change
 
 __all__ = ["Health", "StreamController"]
 
@@ -47,22 +60,28 @@ DEFAULT_STOP_TIMEOUT = 5.0
 DEFAULT_START_TIMEOUT = 5.0
 
 
-class StreamController:
+class StreamController(AlpacaStreamMethods):
     """Keeps one Alpaca market-data stream alive, driven by the transition table.
 
     Args:
         credentials: the Alpaca key id and secret.
-        config: the stream configuration; defaults to IEX on Alpaca's endpoint.
+        config: the stream configuration; defaults to stocks on IEX at Alpaca's endpoint.
         on_quote: called with each quote (sync function or coroutine function).
         on_trade: called with each trade.
-        on_bar: called with each minute, updated or daily bar.
+        on_bar: called with each minute bar, and with updated and daily bars that have no
+            handler of their own.
+        on_updated_bar, on_daily_bar, on_status, on_luld, on_orderbook, on_news: called with
+            each updated bar, daily bar, trading status, LULD band, crypto order book (snapshot
+            or update, see ``reset``) and news article.
+        on_correction, on_cancel_error: called with each trade correction and cancel error;
+            they come with a ``trades`` subscription, as on the wire.
         on_error: called with each :class:`~streamfsm.errors.StreamError` the user must know
             about: fatal stops, rejected subscription changes, transient server errors.
         on_gap: called with a :class:`~streamfsm._core.tracking.GapReport` when data resumes for a
             symbol after an outage.
         models: ``alpaca`` (alpaca-py's own models), ``fast`` (streamfsm structs with the same
             attribute names) or ``raw`` (wire dicts).
-        symbols: subscribed on every channel that has a callback.
+        symbols: subscribed on every channel of the market that has a callback.
         correlation_id: stamped on every log event and journal record; generated when None.
         rng: the randomness of backoff jitter (seed it for reproducible runs).
     """
@@ -75,6 +94,14 @@ class StreamController:
         on_quote: QuoteHandler | None = None,
         on_trade: TradeHandler | None = None,
         on_bar: BarHandler | None = None,
+        on_updated_bar: BarHandler | None = None,
+        on_daily_bar: BarHandler | None = None,
+        on_status: StatusHandler | None = None,
+        on_luld: LuldHandler | None = None,
+        on_correction: CorrectionHandler | None = None,
+        on_cancel_error: CancelErrorHandler | None = None,
+        on_orderbook: OrderbookHandler | None = None,
+        on_news: NewsHandler | None = None,
         on_error: ErrorHandler | None = None,
         on_gap: GapHandler | None = None,
         models: ModelMode | str = ModelMode.ALPACA,
@@ -82,8 +109,20 @@ class StreamController:
         correlation_id: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self._handlers = {"on_quote": on_quote, "on_trade": on_trade, "on_bar": on_bar}
-        handlers = {**self._handlers, "on_error": on_error, "on_gap": on_gap}
+        data = {
+            "on_quote": on_quote,
+            "on_trade": on_trade,
+            "on_bar": on_bar,
+            "on_updated_bar": on_updated_bar,
+            "on_daily_bar": on_daily_bar,
+            "on_status": on_status,
+            "on_luld": on_luld,
+            "on_correction": on_correction,
+            "on_cancel_error": on_cancel_error,
+            "on_orderbook": on_orderbook,
+            "on_news": on_news,
+        }
+        handlers = {**data, "on_error": on_error, "on_gap": on_gap}
         initial = check_arguments(
             credentials, config, rng, correlation_id, handlers=handlers, symbols=symbols
         )
@@ -97,6 +136,7 @@ class StreamController:
             key=credentials.fingerprint,
         )
         mode = model_mode(models)
+        self._routes = Deliveries(mode, data)
         self._clock = SystemClock()
         self._feed = TransitionFeed(self.config, self._log, self._clock.monotonic)
         self.core = ConnectionCore(
@@ -119,12 +159,13 @@ class StreamController:
             config=self.config,
             credentials=credentials,
             tracker=self._tracker,
-            deliveries=deliveries_for(mode, on_quote, on_trade, on_bar),
+            deliveries=self._routes.table,
             clock=self._clock,
             log=self._log,
             on_error=on_error,
             on_gap=on_gap,
             on_handled=self._feed.changed,
+            raw_frames=mode is ModelMode.RAW,
         )
         self._bridge = EngineBridge(
             f"streamfsm-{self.correlation_id}", new_engine, self.config.command_timeout
@@ -280,42 +321,39 @@ class StreamController:
             raise ControllerStoppedError("restart() needs a running controller; call start()")
         self._bridge.send(RestartRequested(force=force))
 
-    def subscribe(
-        self,
-        *,
-        quotes: Iterable[str] | str = (),
-        trades: Iterable[str] | str = (),
-        bars: Iterable[str] | str = (),
-    ) -> None:
-        """Add symbols; works in every state, from any thread and from callbacks.
+    def subscribe(self, **channels: Iterable[str] | str) -> None:
+        """Add symbols per channel; works in every state, from any thread and from callbacks.
 
-        While subscribed only the difference is sent, else the next session applies it. A 405
-        refusal reaches ``on_error`` and ``last_error`` and keeps the earlier subscriptions.
+        Keywords are the market's channels: ``quotes``, ``trades``, ``bars``, ``updated_bars``,
+        ``daily_bars``, ``statuses``, ``lulds`` (stocks), ``orderbooks`` (crypto), ``news``.
+        Corrections and cancel errors come with ``trades``. While subscribed only the difference
+        is sent, else the next session applies it. A refusal by the server (405 symbol limit,
+        413 ``*`` for option quotes) reaches ``on_error`` and ``last_error`` and keeps the
+        earlier subscriptions.
 
         Raises:
-            InvalidSymbolError: when a symbol is invalid; nothing changes then.
-            ConfigurationError: when a channel gets symbols but has no handler (``on_trade`` for
-                trades, ...): its data would go nowhere.
+            InvalidSymbolError: for a symbol outside the market's grammar, a channel the market
+                does not have, or ``*`` where the market refuses it; nothing changes then.
+            ConfigurationError: for a keyword that names no channel, or a channel that gets
+                symbols but has no handler (``on_trade`` for trades, ...).
         """
-        change = Subscription(trades=trades, quotes=quotes, bars=bars)
-        check_channels_handled(change, self._handlers)
+        change = requested_change(channels, self.config.market)
+        check_channels_handled(change, self._routes.receives)
         self._bridge.send(SymbolsRequested(add=change))
 
-    def unsubscribe(
-        self,
-        *,
-        quotes: Iterable[str] | str = (),
-        trades: Iterable[str] | str = (),
-        bars: Iterable[str] | str = (),
-    ) -> None:
-        """Remove symbols; works in every state, from any thread and from callbacks.
+    def unsubscribe(self, **channels: Iterable[str] | str) -> None:
+        """Remove symbols per channel (the keywords of :meth:`subscribe`); any state or thread.
 
         Raises:
             InvalidSymbolError: when a symbol is invalid; nothing changes then.
+            ConfigurationError: for a keyword that names no channel.
         """
-        self._bridge.send(
-            SymbolsRequested(remove=Subscription(trades=trades, quotes=quotes, bars=bars))
-        )
+        self._bridge.send(SymbolsRequested(remove=requested_change(channels, self.config.market)))
+
+    def _on_routes(self, action: Callable[[Deliveries], None]) -> None:
+        """Change the per-symbol handlers on the loop, between two frames."""
+        self._bridge.open(self.config.command_timeout)
+        self._bridge.call(lambda: action(self._routes))
 
     async def astart(self) -> None:
         """Begin the lifecycle inside the running loop (the async twin of :meth:`start`)."""

@@ -21,9 +21,15 @@ from streamfsm.errors import ConfigurationError
 
 __all__ = [
     "BarHandler",
+    "CancelErrorHandler",
+    "CorrectionHandler",
     "ErrorHandler",
     "GapHandler",
+    "LuldHandler",
+    "NewsHandler",
+    "OrderbookHandler",
     "QuoteHandler",
+    "StatusHandler",
     "TradeHandler",
     "check_handler",
 ]
@@ -54,12 +60,44 @@ if TYPE_CHECKING:
         | Callable[[models.Bar | models.UpdatedBar | models.DailyBar], object]
         | Callable[[_Raw], object]
     )
+    #: Receives trading statuses: alpaca-py ``TradingStatus``, streamfsm's, or a raw dict.
+    StatusHandler: TypeAlias = (
+        Callable[[alpaca.TradingStatus], object]
+        | Callable[[models.TradingStatus], object]
+        | Callable[[_Raw], object]
+    )
+    #: Receives LULD bands: a dict in ``alpaca`` and ``raw`` modes (alpaca-py has no model).
+    LuldHandler: TypeAlias = Callable[[models.Luld], object] | Callable[[_Raw], object]
+    #: Receives trade corrections (they come with ``trades``).
+    CorrectionHandler: TypeAlias = (
+        Callable[[alpaca.TradeCorrection], object]
+        | Callable[[models.TradeCorrection], object]
+        | Callable[[_Raw], object]
+    )
+    #: Receives trade cancels and errors (they come with ``trades``).
+    CancelErrorHandler: TypeAlias = (
+        Callable[[alpaca.TradeCancel], object]
+        | Callable[[models.TradeCancel], object]
+        | Callable[[_Raw], object]
+    )
+    #: Receives crypto order books, snapshots (``reset``) and updates.
+    OrderbookHandler: TypeAlias = (
+        Callable[[alpaca.Orderbook], object]
+        | Callable[[models.Orderbook], object]
+        | Callable[[_Raw], object]
+    )
+    #: Receives news articles.
+    NewsHandler: TypeAlias = (
+        Callable[[alpaca.News], object] | Callable[[models.News], object] | Callable[[_Raw], object]
+    )
     #: Receives the errors the user must know about.
     ErrorHandler: TypeAlias = Callable[[StreamError], object]
     #: Receives a gap report after an outage.
     GapHandler: TypeAlias = Callable[[GapReport], object]
 else:
     QuoteHandler = TradeHandler = BarHandler = ErrorHandler = GapHandler = Callable[[Any], object]
+    StatusHandler = LuldHandler = CorrectionHandler = CancelErrorHandler = Callable[[Any], object]
+    OrderbookHandler = NewsHandler = Callable[[Any], object]
 
 _H = TypeVar("_H")
 

@@ -54,6 +54,7 @@ class Engine:
         credentials: sent by each session's auth.
         tracker: the hot path's counters and gap bookkeeping.
         deliveries: the user's market-data callbacks, by fast model type.
+        raw_frames: decode market data into the wire's own dicts (the ``raw`` model mode).
         clock: the one clock the core also reads; timers are armed on it.
         log: the controller's logger.
         on_error: the user's ``on_error`` callback, or None.
@@ -74,8 +75,10 @@ class Engine:
         on_error: Callback | None,
         on_gap: Callback | None,
         on_handled: Callable[[], None],
+        raw_frames: bool = False,
     ) -> None:
         self.core = core
+        self._raw_frames = raw_frames
         self._config = config
         self._credentials = credentials
         self._tracker = tracker
@@ -236,6 +239,7 @@ class Engine:
             dispatcher=self.dispatcher,
             clock=self._clock.monotonic,
             log=self._log,
+            raw_frames=self._raw_frames,
         )
         task = self._track(
             self._group.create_task(session.run(), name=f"streamfsm-session-{command.epoch}")

@@ -62,6 +62,7 @@ class Session:
         dispatcher: Dispatcher,
         clock: Callable[[], float],
         log: StreamLogger,
+        raw_frames: bool = False,
     ) -> None:
         self.epoch = command.epoch
         self.connection_id = command.connection_id
@@ -77,6 +78,8 @@ class Session:
             connection_id=command.connection_id, epoch=command.epoch, attempt=command.attempt
         )
         self._protocol: SessionProtocol | None = None
+        #: Raw mode hands out the wire's own dicts (alpaca-py's raw_data=True).
+        self._raw_frames = raw_frames
         self._transport: Connection | None = None
 
     async def run(self) -> None:
@@ -128,7 +131,13 @@ class Session:
         self._transport = await open_transport(
             config.endpoint, config, {"Content-Type": content_type(config.encoding)}
         )
-        protocol = SessionProtocol(self._credentials, self._subscription, config, now=self._clock())
+        protocol = SessionProtocol(
+            self._credentials,
+            self._subscription,
+            config,
+            now=self._clock(),
+            raw_frames=self._raw_frames,
+        )
         self._protocol = protocol
         transport = self._transport
         while (deadline := protocol.deadline) is not None:

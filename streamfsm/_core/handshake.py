@@ -155,11 +155,13 @@ class SessionProtocol:
         config: StreamConfig,
         *,
         now: float,
+        raw_frames: bool = False,
     ) -> None:
         self._credentials = credentials
         self._subscription = subscription
         self._config = config
-        self._decode = FrameDecoder(config.encoding).decode
+        #: With ``raw_frames`` market data comes out as the wire's dicts (the ``raw`` mode).
+        self._decode = FrameDecoder(config.encoding, raw=raw_frames).decode
         self._outgoing: list[Outgoing] = []
         #: Events not yet taken by :meth:`events_received`; the list object never changes, so a
         #: pump may keep it and test it per frame.

@@ -201,8 +201,11 @@ class Orderbook(_WireStruct, frozen=True, kw_only=True, tag="o"):
     reset: bool = msgspec.field(name="r", default=False)
 
 
-class News(_WireStruct, frozen=True, kw_only=True, tag="n"):
-    """A news article (``T`` = ``"n"``); ``symbols`` is empty for news about no symbol."""
+class News(_WireStruct, frozen=True, kw_only=True, tag="n", omit_defaults=False):
+    """A news article (``T`` = ``"n"``); ``symbols`` is empty for news about no symbol.
+
+    Every key is encoded, empty ones too, as the server sends them (alpaca-py's model needs them).
+    """
 
     id: int
     headline: str
