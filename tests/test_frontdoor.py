@@ -101,7 +101,8 @@ def field_values(kind: type) -> st.SearchStrategy[tuple[str, object]]:
     def for_field(field: attrs.Attribute[Any]) -> st.SearchStrategy[tuple[str, object]]:
         default = field.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            default = default.factory()
+            # A default that depends on other fields (a market's feed): the default instance's.
+            default = getattr(kind(), field.name) if default.takes_self else default.factory()
         extra: st.SearchStrategy[object] = plausible(default)
         if field.name == "journal_path":
             extra = ODD_TEXT.filter(bool).map(lambda name: str(JOURNALS / name))

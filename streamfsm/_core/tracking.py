@@ -131,7 +131,10 @@ class DataTracker:
         self.activity.last_data = now
         kinds = set(map(type, data))
         if dict in kinds or News in kinds:
-            self._observe_each(data, now)
+            if kinds == {dict}:
+                self._observe_raw(data, now)
+            else:
+                self._observe_each(data, now)
             return None
         if len(kinds) == 1:
             kind = kinds.pop()
@@ -154,6 +157,20 @@ class DataTracker:
             last_message[channel] = message
         if self._open:
             self._close_gaps(data)
+
+    def _observe_raw(self, data: list[dict[str, Any]], now: float) -> None:
+        """Raw dicts: a frame of one tag (as Alpaca sends them) costs one pass over the tags."""
+        tags = {message["T"] for message in data}
+        if len(tags) != 1 or "n" in tags:
+            self._observe_each(data, now)
+            return
+        channel = CHANNEL_OF_TAG[tags.pop()]
+        self.counts[channel] += len(data)
+        self.activity.last_seen[channel] = now
+        self.last_message[channel] = data[-1]
+        if self._open and channel in self._open_channels:
+            for message in data:
+                self._close((channel, message["S"]), message["S"], message)
 
     def _observe_each(self, data: list[Any], now: float) -> None:
         """The general path: raw dicts (channel by ``T``) and news (about each of its symbols)."""
