@@ -67,7 +67,7 @@ def test_control_endpoint_applies_faults_and_answers_queries() -> None:
 
 def test_send_fault_controls_a_simulator_in_another_thread() -> None:
     """``send_fault`` and ``query_stats`` work from sync code against a SimulatorThread."""
-    with SimulatorThread(SimConfig()) as sim, sync_connect(sim.url()) as ws:
+    with SimulatorThread(SimConfig()) as sim, sync_connect(sim.url(), ping_interval=None) as ws:
         assert json.loads(ws.recv(TIMEOUT)) == [{"T": "success", "msg": "connected"}]
         ws.send(json.dumps({"action": "auth", "key": DEMO_KEY_ID, "secret": DEMO_SECRET}))
         ws.recv(TIMEOUT)
@@ -90,7 +90,7 @@ def sim_parser() -> argparse.ArgumentParser:
 def test_simulator_thread_closes_every_connection_and_joins_on_stop() -> None:
     """Stopping a SimulatorThread closes connections with 1001 and keeps the final stats."""
     sim = SimulatorThread(SimConfig(), name="sim-under-test").start()
-    with sync_connect(sim.url()) as ws:
+    with sync_connect(sim.url(), ping_interval=None) as ws:
         ws.recv(TIMEOUT)
         sim.stop()
         with pytest.raises(ConnectionClosed):

@@ -46,8 +46,13 @@ def control_url(url: str) -> str:
 
 
 def _command(url: str, message: dict[str, Any], timeout: float) -> Any:
+    # No keepalive pings: a one-shot command needs none, and no keepalive thread outlives it.
     with connect(
-        control_url(url), open_timeout=timeout, close_timeout=timeout, compression=None
+        control_url(url),
+        open_timeout=timeout,
+        close_timeout=timeout,
+        compression=None,
+        ping_interval=None,
     ) as ws:
         ws.send(msgspec.json.encode(message).decode())
         reply = msgspec.json.decode(ws.recv(timeout))
