@@ -75,10 +75,13 @@ class Watch:
         return sum(1 for r in self.records if r.src == "subscribed" and r.dst != "subscribed")
 
 
-def make(sim: SimulatorThread, watch: Watch, **kwargs: Any) -> PricingService:
+def make(
+    sim: SimulatorThread, watch: Watch, *, url_feed: str = "iex", **kwargs: Any
+) -> PricingService:
+    """A service on ``sim``'s ``url_feed`` stream (``config`` defaults to FAST), watched."""
     config = kwargs.pop("config", FAST)
     service = PricingService(
-        CREDENTIALS, attrs.evolve(config, url=sim.url("iex")), on_quote=watch.on_quote, **kwargs
+        CREDENTIALS, attrs.evolve(config, url=sim.url(url_feed)), on_quote=watch.on_quote, **kwargs
     )
     service.controller.add_listener(watch.on_transition)
     return service

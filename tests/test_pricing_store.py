@@ -26,7 +26,7 @@ class Link:
 
 def store(max_age: float | None = None) -> tuple[PriceStore, Link]:
     link = Link()
-    return PriceStore(link, max_age, lambda arrival: 1000.0 + arrival), link
+    return PriceStore(link, max_age, clock=lambda: 100.0, wall=lambda: 1100.0), link
 
 
 def test_a_fresh_quote_is_served_from_the_stream() -> None:

@@ -14,14 +14,15 @@ from typing import TypeVar
 from streamfsm._validate import MAX_COUNT, require_count, require_instance, require_seconds
 from streamfsm.config import StreamConfig
 from streamfsm.errors import ConfigurationError, InvalidSymbolError
+from streamfsm.markets import MARKETS, Market
 
 __all__ = [
     "clock",
-    "config",
     "flag",
     "hooks",
     "optional_count",
     "optional_seconds",
+    "priced_config",
     "priority",
     "readable_symbol",
     "source",
@@ -43,13 +44,6 @@ def optional_seconds(name: str, value: object) -> float | None:
 def priority(value: object) -> int:
     """A priority: an integer (not a bool) within a C ``int``, negative ones included."""
     return require_count("priority", value, low=-MAX_COUNT, high=MAX_COUNT)
-
-
-def config(value: object) -> StreamConfig | None:
-    """A :class:`~streamfsm.config.StreamConfig`, or None for the defaults."""
-    if value is None:
-        return None
-    return require_instance("config", value, StreamConfig, "a StreamConfig or None")
 
 
 def flag(name: str, value: object) -> bool:
@@ -78,6 +72,18 @@ def source(name: str, value: object) -> None:
     if value is not None and not callable(getattr(value, "latest_quotes", None)):
         expected = "a LatestQuoteSource (with latest_quotes) or None"
         raise ConfigurationError(name, expected, type(value).__name__)
+
+
+def priced_config(value: object) -> tuple[StreamConfig | None, Market]:
+    """A :class:`~streamfsm.config.StreamConfig` of a market with quotes (not news), or None
+    for the defaults; with its market (stocks by default)."""
+    if value is None:
+        return None, Market.STOCKS
+    config = require_instance("config", value, StreamConfig, "a StreamConfig or None")
+    if "quotes" not in MARKETS[config.market].channels:
+        expected = "a StreamConfig of a market with quotes (stocks, crypto or options)"
+        raise ConfigurationError("config", expected, f"market={config.market.value!r}")
+    return config, config.market
 
 
 def readable_symbol(symbol: object) -> None:

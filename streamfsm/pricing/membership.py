@@ -20,9 +20,10 @@ from typing import Final
 
 import attrs
 
-from streamfsm._core.subscriptions import validate_symbol
+from streamfsm._core.subscriptions import Subscription, check_market, validate_symbol
 from streamfsm.errors import InvalidSymbolError, StreamError
 from streamfsm.logs import StreamLogger
+from streamfsm.markets import Market
 
 __all__ = ["Member", "Membership", "TrackResult", "explicit_symbols"]
 
@@ -60,11 +61,14 @@ class Member:
     since: float
 
 
-def explicit_symbols(values: Iterable[str] | str) -> tuple[str, ...]:
-    """Validated symbols in the caller's order, without duplicates.
+def explicit_symbols(
+    values: Iterable[str] | str, market: Market = Market.STOCKS
+) -> tuple[str, ...]:
+    """Validated symbols of ``market`` in the caller's order, without duplicates.
 
     Raises:
-        InvalidSymbolError: for an invalid symbol or the wildcard.
+        InvalidSymbolError: for an invalid symbol, one outside the market's grammar (``AAPL`` on
+            crypto, where pairs look like ``BTC/USD``; options take OCC symbols), or the wildcard.
     """
     if isinstance(values, bytes | bytearray | Mapping) or not isinstance(values, Iterable | str):
         raise InvalidSymbolError(values, "expected a symbol or a collection of symbols")
@@ -75,6 +79,7 @@ def explicit_symbols(values: Iterable[str] | str) -> tuple[str, ...]:
         if symbol == WILDCARD:
             raise InvalidSymbolError(symbol, "a pricing service tracks explicit symbols only")
         result[symbol] = None
+    check_market(Subscription(quotes=tuple(result)), market)
     return tuple(result)
 
 
@@ -93,6 +98,7 @@ class Membership:
             :class:`~streamfsm.errors.StreamError`, and is then called again at the next change.
         forget: drops what is stored for a symbol that left the membership.
         log: the service's logger, for evictions.
+        market: the stream's market, whose symbol grammar every symbol must follow.
     """
 
     def __init__(
@@ -103,12 +109,14 @@ class Membership:
         apply: Callable[[frozenset[str]], None],
         forget: Callable[[str], None],
         log: StreamLogger,
+        market: Market = Market.STOCKS,
     ) -> None:
         self.max_symbols = max_symbols
         self._clock = clock
         self._apply = apply
         self._forget = forget
         self._log = log
+        self._market = market
         # Replaced whole under _lock; every other thread reads the published dict without it.
         self._lock = threading.Lock()
         self._members: dict[str, Member] = {}
@@ -137,7 +145,7 @@ class Membership:
             InvalidSymbolError: for an invalid symbol or the wildcard; nothing changes then.
             StreamError: when the controller does not take the change (see :meth:`hand_over`).
         """
-        names = explicit_symbols(symbols)
+        names = explicit_symbols(symbols, self._market)
         added: list[str] = []
         with self._lock:
             members = dict(self._members)
@@ -178,7 +186,7 @@ class Membership:
             InvalidSymbolError: for an invalid symbol; nothing changes then.
             StreamError: when the controller does not take the change (see :meth:`hand_over`).
         """
-        names = explicit_symbols(symbols)
+        names = explicit_symbols(symbols, self._market)
         with self._lock:
             members = dict(self._members)
             removed = tuple(name for name in names if members.pop(name, None) is not None)
@@ -188,6 +196,14 @@ class Membership:
             self._forget(name)
         self.hand_over()
         return removed
+
+    def valid(self, symbols: Iterable[str] | str) -> tuple[str, ...]:
+        """``symbols`` validated as :func:`explicit_symbols` does, for this market.
+
+        Raises:
+            InvalidSymbolError: for an invalid symbol, one of another market, or the wildcard.
+        """
+        return explicit_symbols(symbols, self._market)
 
     def ranked(self) -> dict[str, int]:
         """Tracked symbols and their priorities, highest rank first."""

@@ -15,18 +15,17 @@ from __future__ import annotations
 import ipaddress
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlsplit
 
-from streamfsm.config import Feed
 from streamfsm.credentials import Credentials
 from streamfsm.errors import ConfigurationError
 from streamfsm.logs import StreamLogger
+from streamfsm.markets import Feed, Market, market_of_feed
 from streamfsm.models import Quote
 from streamfsm.pricing.snapshots import QuoteEntry, QuoteSnapshot, Source
 
 if TYPE_CHECKING:
-    from alpaca.data.historical.stock import StockHistoricalDataClient
     from alpaca.data.models import Quote as AlpacaQuote
 
 __all__ = [
@@ -78,19 +77,22 @@ def _code(value: object) -> str | None:
 
 
 class AlpacaLatestQuotes:
-    """Latest quotes from Alpaca's REST API through alpaca-py's ``StockHistoricalDataClient``.
+    """Latest quotes from Alpaca's REST API through alpaca-py's historical data clients.
+
+    The feed decides the market and the client: ``iex``, ``sip`` or ``delayed_sip`` ask
+    ``StockHistoricalDataClient``, ``us`` asks ``CryptoHistoricalDataClient`` and ``indicative``
+    or ``opra`` ask ``OptionHistoricalDataClient``; pass the stream's own feed.
 
     Args:
         credentials: the same key as the stream.
-        feed: the feed to ask for (``iex``, ``sip`` or ``delayed_sip``).
+        feed: the feed to ask for (see above).
         url_override: the REST base URL instead of Alpaca's (``http://127.0.0.1:PORT`` for a
             local fake); ``https://`` or a loopback ``http://`` only.
 
     Caveats of alpaca-py, documented rather than patched: its client holds the secret as a
     plain attribute, sets no request timeout, and sleeps and retries on 429 and 504 (three times,
-    three seconds apart). :meth:`~streamfsm.pricing.service.PricingService.stop` therefore bounds
-    how
-    long it waits for a refresh in flight.
+    three seconds apart). :meth:`Refresher.stop` therefore bounds how long it waits for a
+    refresh in flight.
 
     Raises:
         ConfigurationError: for a feed alpaca-py's REST API does not serve, or a URL that would
@@ -104,15 +106,12 @@ class AlpacaLatestQuotes:
         feed: Feed | str = Feed.IEX,
         url_override: str | None = None,
     ) -> None:
-        # alpaca-py is imported here, not with the module: it costs about a second.
-        from alpaca.data.enums import DataFeed
-        from alpaca.data.historical.stock import StockHistoricalDataClient
-
-        try:
-            self._feed = DataFeed(Feed(feed).value)
-        except ValueError:
-            raise ConfigurationError("feed", "iex, sip or delayed_sip", feed) from None
-        self._client: StockHistoricalDataClient = StockHistoricalDataClient(
+        known = {member.value: member for member in REST_FEEDS}
+        if not isinstance(feed, str) or feed not in known:
+            raise ConfigurationError("feed", f"one of {', '.join(known)}", feed)
+        self._feed = known[feed]
+        self._fetch = _client(
+            self._feed,
             api_key=credentials.key_id,
             secret_key=credentials.reveal(),
             url_override=_check_rest_url(url_override),
@@ -126,18 +125,57 @@ class AlpacaLatestQuotes:
             requests.RequestException: when the server cannot be reached.
             ValueError: for a response alpaca-py cannot parse.
         """
-        from alpaca.data.requests import StockLatestQuoteRequest
-
-        request = StockLatestQuoteRequest(symbol_or_symbols=list(symbols), feed=self._feed)
-        # Parsed models, since the client was built with raw_data=False (its default).
-        result = self._client.get_stock_latest_quote(request)
+        result = self._fetch(list(symbols))
         return {symbol: _from_alpaca(quote) for symbol, quote in result.items()}
 
     def __repr__(self) -> str:
         return f"AlpacaLatestQuotes(feed={self._feed.value!r})"
 
 
+#: The feeds alpaca-py's latest-quote endpoints serve, per market.
+REST_FEEDS: Final = (
+    Feed.IEX,
+    Feed.SIP,
+    Feed.DELAYED_SIP,
+    Feed.US,
+    Feed.INDICATIVE,
+    Feed.OPRA,
+)
+
+
+def _client(feed: Feed, **keys: Any) -> Callable[[list[str]], Mapping[str, AlpacaQuote]]:
+    """The latest-quote call of the alpaca-py client for ``feed``'s market."""
+    # alpaca-py is imported here, not with the module: it costs about a second.
+    from alpaca.data import enums, requests
+
+    market = market_of_feed(feed)
+    if market is Market.CRYPTO:
+        from alpaca.data.historical.crypto import CryptoHistoricalDataClient
+
+        crypto = CryptoHistoricalDataClient(**keys)
+        location = enums.CryptoFeed(feed.value)
+        return lambda symbols: crypto.get_crypto_latest_quote(
+            requests.CryptoLatestQuoteRequest(symbol_or_symbols=symbols), feed=location
+        )
+    if market is Market.OPTIONS:
+        from alpaca.data.historical.option import OptionHistoricalDataClient
+
+        options = OptionHistoricalDataClient(**keys)
+        option_feed = enums.OptionsFeed(feed.value)
+        return lambda symbols: options.get_option_latest_quote(
+            requests.OptionLatestQuoteRequest(symbol_or_symbols=symbols, feed=option_feed)
+        )
+    from alpaca.data.historical.stock import StockHistoricalDataClient
+
+    stocks = StockHistoricalDataClient(**keys)
+    data_feed = enums.DataFeed(feed.value)
+    return lambda symbols: stocks.get_stock_latest_quote(
+        requests.StockLatestQuoteRequest(symbol_or_symbols=symbols, feed=data_feed)
+    )
+
+
 def _from_alpaca(quote: AlpacaQuote) -> Quote:
+    """The fast model of an alpaca-py quote (option conditions stay one string, as streamed)."""
     conditions = quote.conditions
     return Quote(
         symbol=quote.symbol,
@@ -148,7 +186,7 @@ def _from_alpaca(quote: AlpacaQuote) -> Quote:
         ask_price=quote.ask_price,
         ask_size=quote.ask_size,
         ask_exchange=_code(quote.ask_exchange),
-        conditions=[conditions] if isinstance(conditions, str) else conditions,
+        conditions=conditions,
         tape=quote.tape,
     )
 

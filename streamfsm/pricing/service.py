@@ -57,13 +57,9 @@ from streamfsm.errors import LocalProtocolError, StreamError
 from streamfsm.logs import StreamLogger
 from streamfsm.models import Quote, Trade
 from streamfsm.pricing import _checks
-from streamfsm.pricing.membership import Membership, TrackResult, explicit_symbols
+from streamfsm.pricing.membership import Membership, TrackResult
 from streamfsm.pricing.refresher import LatestQuoteSource, Refresher
-from streamfsm.pricing.snapshots import (
-    PricingStatistics,
-    QuoteSnapshot,
-    TradeSnapshot,
-)
+from streamfsm.pricing.snapshots import PricingStatistics, QuoteSnapshot, TradeSnapshot
 from streamfsm.pricing.store import PriceStore
 
 __all__ = ["IEX_SUBSCRIPTION_LIMIT", "PricingService"]
@@ -145,9 +141,10 @@ class PricingService:
         self._clock = _checks.clock("clock", clock)
         self._wall = _checks.clock("wall", wall)
         _checks.source("refresher", refresher)
+        config, market = _checks.priced_config(config)
         self.controller = StreamController(
             credentials,
-            _checks.config(config),
+            config,
             on_quote=self._on_quote,
             on_trade=self._on_trade if trades else None,
             on_gap=on_gap,
@@ -160,9 +157,16 @@ class PricingService:
         log = self._log = StreamLogger(
             "streamfsm.pricing", component="pricing", correlation_id=self.correlation_id
         )
-        self._store = PriceStore(self.controller.is_connected, self.max_age, self._wall_of)
+        self._store = PriceStore(
+            self.controller.is_connected, self.max_age, self._clock, self._wall
+        )
         self._membership = Membership(
-            self.max_symbols, clock=self._clock, apply=self._apply, forget=self._forget, log=log
+            self.max_symbols,
+            clock=self._clock,
+            apply=self._apply,
+            forget=self._forget,
+            log=log,
+            market=market,
         )
         self._refresher = None
         if refresher is not None:
@@ -362,10 +366,6 @@ class PricingService:
         arrival = self.controller.arrival_time()
         return self._clock() if arrival is None else arrival
 
-    def _wall_of(self, arrival: float) -> float:
-        """The wall-clock time (epoch seconds) of the monotonic time ``arrival``."""
-        return self._wall() - (self._clock() - arrival)
-
     def _on_transition(self, record: TransitionRecord) -> None:
         """Note when the session is lost; wake the refresher on losses and failed attempts."""
         lost = record.src == _SUBSCRIBED and record.dst != _SUBSCRIBED
@@ -393,7 +393,7 @@ class PricingService:
         """
         if self._refresher is None:
             raise LocalProtocolError("no refresher configured; pass refresher=... to the service")
-        return self._refresher.refresh(None if symbols is None else explicit_symbols(symbols))
+        return self._refresher.refresh(None if symbols is None else self._membership.valid(symbols))
 
     def _stale_symbols(self) -> tuple[str, ...]:
         snapshots = {symbol: self.quote(symbol) for symbol in self.tracked()}

@@ -49,7 +49,8 @@ class PriceStore:
     Args:
         connected: whether the stream is ``subscribed`` right now.
         max_age: a message that arrived longer ago than this many seconds is stale; None: never.
-        wall_of: the wall-clock time (epoch seconds) of a monotonic arrival time.
+        clock: monotonic seconds, the clock of arrival times.
+        wall: wall-clock epoch seconds, for the wall-clock time of an arrival.
 
     Attributes:
         quotes: the latest quote per symbol with its arrival times.
@@ -62,11 +63,13 @@ class PriceStore:
         self,
         connected: Callable[[], bool],
         max_age: float | None,
-        wall_of: Callable[[float], float],
+        clock: Callable[[], float],
+        wall: Callable[[], float],
     ) -> None:
         self._connected = connected
         self._max_age = max_age
-        self._wall_of = wall_of
+        self._clock = clock
+        self._wall = wall
         # Written by the loop thread only; read anywhere.
         self.quotes: dict[str, QuoteEntry] = {}
         self.trades: dict[str, TradeEntry] = {}
@@ -104,6 +107,10 @@ class PriceStore:
         self.lost_at = at
 
     # ------------------------------------------------------------ any thread
+
+    def _wall_of(self, arrival: float) -> float:
+        """The wall-clock time (epoch seconds) of the monotonic time ``arrival``."""
+        return self._wall() - (self._clock() - arrival)
 
     def forget(self, symbol: str) -> None:
         """Drop everything stored for ``symbol``."""
