@@ -75,7 +75,7 @@ class PricingService:
 
     Args:
         credentials: the Alpaca key.
-        config: the stream configuration (feed, URL, policies, journal).
+        config: the stream configuration: a market with quotes (stocks, crypto, options), feed, URL.
         max_symbols: most symbols tracked at once, None for no limit. Beyond it, the lowest
             priority goes first; among equal priorities the most recently tracked goes first
             (first come, first kept). Every eviction is logged (``symbol_evicted``).
