@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, TextIO, cast
@@ -34,12 +33,13 @@ from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
 from streamfsm._validate import require_seconds
+from streamfsm.cli._quote_text import MS_PER_SECOND, brief, price_text
 from streamfsm.cli._terminal import RICH_HINT, is_terminal, load_live_view
 from streamfsm.config import Feed, StreamConfig
 from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
 from streamfsm.errors import ConfigurationError, MissingCredentialsError, StreamError
 from streamfsm.logs import logging_to
-from streamfsm.pricing import PricingService, QuoteSnapshot
+from streamfsm.pricing import PricingService
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -58,9 +58,6 @@ PROG: Final = "streamfsm run"
 LIVE_REFRESH_PER_SECOND: Final = 4
 #: Seconds between quote lines when the output is not a terminal.
 STATUS_INTERVAL: Final = 5.0
-MS_PER_SECOND: Final = 1000.0
-CENTS: Final = Decimal("0.01")
-CENT_EXPONENT: Final = -2
 #: Metrics stay on this host unless the operator binds them elsewhere.
 METRICS_HOST: Final = "127.0.0.1"
 MAX_PORT: Final = 65535
@@ -328,7 +325,7 @@ class _Session:
         parts = []
         for symbol in self.symbols:
             snapshot = self.service.quote(symbol)
-            parts.append(f"{symbol} {_brief(snapshot)}")
+            parts.append(f"{symbol} {brief(snapshot)}")
         return "quotes: " + "; ".join(parts)
 
     def _render(self) -> RenderableType:
@@ -355,16 +352,16 @@ class _Session:
         for symbol in self.symbols:
             quote = self.service.quote(symbol)
             trade = self.service.last_trade(symbol)
-            last = f"{_price(trade.price)} x {trade.size}" if trade is not None else "-"
+            last = f"{price_text(trade.price)} x {trade.size}" if trade is not None else "-"
             if quote is None:
                 yield (symbol, "-", "-", "-", "-", "-", "no quote yet", last)
                 continue
             yield (
                 symbol,
-                _price(quote.bid),
-                _price(quote.ask),
-                _price(quote.mid),
-                _price(quote.spread),
+                price_text(quote.bid),
+                price_text(quote.ask),
+                price_text(quote.mid),
+                price_text(quote.spread),
                 f"{quote.age * MS_PER_SECOND:.0f} ms",
                 quote.stale_reason.value if quote.stale_reason is not None else "fresh",
                 last,
@@ -379,30 +376,12 @@ class _Session:
             f"trades; connection attempts {health.attempts}, reconnects {health.reconnects}, "
             f"gaps reported {len(health.recent_gaps)}, callback errors {health.callback_errors}",
         ]
-        lines += [f"  {symbol:<6} {_brief(self.service.quote(symbol))}" for symbol in self.symbols]
+        lines += [f"  {symbol:<6} {brief(self.service.quote(symbol))}" for symbol in self.symbols]
         if health.last_error is not None:
             lines.append(f"  last error: {health.last_error}")
         for line in lines:
             self.out.write(line + "\n")
         self.out.flush()
-
-
-def _brief(snapshot: QuoteSnapshot | None) -> str:
-    if snapshot is None:
-        return "no quote"
-    stale = f", {snapshot.stale_reason.value}" if snapshot.stale_reason is not None else ""
-    age = snapshot.age * MS_PER_SECOND
-    return f"{_price(snapshot.bid)}/{_price(snapshot.ask)} (age {age:.0f} ms{stale})"
-
-
-def _price(value: Decimal | None) -> str:
-    """At least cents (``279.70``, not ``279.7``); sub-penny digits are kept (``0.1234``)."""
-    if value is None:
-        return "-"
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > CENT_EXPONENT:
-        return str(value.quantize(CENTS))
-    return str(value)
 
 
 def _force_exit(_signum: int, _frame: FrameType | None) -> None:
