@@ -47,8 +47,13 @@ def test_async_with_streams_and_tells_transitions() -> None:
                         if record.dst == "subscribed":
                             break
                     await got_some.wait()
+                    # The backoff lasts 50 ms: wait for the loss itself, not the state it passes.
+                    lost = asyncio.Event()
+                    ctl.add_listener(
+                        lambda r: lost.set() if r.trigger == "connection_lost" else None
+                    )
                     await sim.drop()
-                    await ctl.await_state(State.BACKOFF)
+                    await lost.wait()
                     await ctl.await_state(State.SUBSCRIBED)
                 assert ctl.health().reconnects == 1
             assert ctl.state is State.STOPPED

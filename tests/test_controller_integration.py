@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 import pytest
+from transition_log import TransitionLog
 
 from streamfsm import BackoffPolicy, BreakerPolicy, Credentials, StalePolicy, StreamConfig
 from streamfsm._core.machine import State
@@ -151,12 +152,13 @@ def test_resubscribes_after_drop(sim: SimulatorThread) -> None:
     """After a TCP reset the controller reconnects and the server's set equals the desired set."""
     recorder = Recorder()
     ctl = make(sim, recorder, models="fast")
+    log = TransitionLog(ctl)
     ctl.start()
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
     ctl.subscribe(quotes=["SPY"])
     assert ctl.wait_synced(WAIT)
     sim.drop()
-    assert ctl.wait_for(State.BACKOFF, WAIT)
+    assert log.wait(WAIT, dst="backoff", trigger="connection_lost")
     assert ctl.wait_synced(WAIT)
     assert server_set(sim) == Subscription(quotes={"AAPL", "MSFT", "SPY"})
     assert ctl.health().reconnects == 1
@@ -172,12 +174,13 @@ def test_clean_close_codes_reconnect(sim: SimulatorThread, code: int) -> None:
     """A close frame with 1000, 1001 or 1011 is transient: back off, then subscribed again."""
     recorder = Recorder()
     ctl = make(sim, recorder)
+    log = TransitionLog(ctl)
     ctl.start()
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
     sim.close_connections(code, "maintenance")
-    assert ctl.wait_for(State.BACKOFF, WAIT)
+    assert log.wait(WAIT, dst="backoff", trigger="connection_lost")
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
-    lost = [r for r in ctl.journal() if r.trigger == "connection_lost"]
+    lost = log.matching(trigger="connection_lost")
     assert lost[-1].error == "ConnectionClosedError"
     ctl.stop()
     assert_clean(ctl, sim)
@@ -188,16 +191,16 @@ def test_mute_socket_is_detected_and_replaced(sim: SimulatorThread) -> None:
     recorder = Recorder()
     config = attrs.evolve(fast(), stale=StalePolicy(quotes=MIN_STALE_THRESHOLD))
     ctl = make(sim, recorder, config=config)
+    log = TransitionLog(ctl)
     ctl.start()
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
     assert recorder.more_than(0)
     sim.mute()
     started = time.monotonic()
-    assert ctl.wait_for(State.BACKOFF, WAIT)
+    assert log.wait(WAIT, dst="backoff", trigger="data_stale")
     detected = time.monotonic() - started
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
-    stale = [r for r in ctl.journal() if r.trigger == "data_stale"]
-    assert stale
+    stale = log.matching(trigger="data_stale")
     assert stale[-1].error == "StaleConnectionError"
     assert detected >= MIN_STALE_THRESHOLD * 0.9
     ctl.stop()
@@ -301,9 +304,10 @@ def test_slow_auth_past_the_timeout_is_retried(sim: SimulatorThread) -> None:
     recorder = Recorder()
     sim.delay_auth(1.0)
     ctl = make(sim, recorder)
+    log = TransitionLog(ctl)
     ctl.start()
-    assert ctl.wait_for(State.BACKOFF, WAIT)
-    failed = next(r for r in ctl.journal() if r.trigger == "attempt_failed")
+    assert log.wait(WAIT, dst="backoff", trigger="attempt_failed")
+    failed = log.matching(trigger="attempt_failed")[0]
     assert failed.error == ConnectTimeoutError.__name__
     sim.delay_auth(0.0)
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
@@ -472,10 +476,11 @@ def test_secret_never_appears_in_logs(sim: SimulatorThread) -> None:
     recorder = Recorder()
     with capture_events() as logs:
         ctl = make(sim, recorder)
+        log = TransitionLog(ctl)
         ctl.start()
         assert ctl.wait_for(State.SUBSCRIBED, WAIT)
         sim.drop()
-        assert ctl.wait_for(State.BACKOFF, WAIT)
+        assert log.wait(WAIT, dst="backoff", trigger="connection_lost")
         assert ctl.wait_for(State.SUBSCRIBED, WAIT)
         ctl.stop()
     text = repr(logs) + repr(ctl) + repr(ctl.journal()) + repr(ctl.health())
@@ -493,10 +498,11 @@ def test_journal_file_verifies_against_the_table(sim: SimulatorThread, tmp_path:
     path = tmp_path / "journal.jsonl"
     config = attrs.evolve(fast(), url=sim.url("iex"), journal_path=path)
     ctl = StreamController(CREDENTIALS, config, on_quote=Recorder(), symbols=["AAPL"])
+    log = TransitionLog(ctl)
     ctl.start()
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
     sim.drop()
-    assert ctl.wait_for(State.BACKOFF, WAIT)
+    assert log.wait(WAIT, dst="backoff", trigger="connection_lost")
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
     ctl.stop()
     assert_clean(ctl, sim)
@@ -561,10 +567,11 @@ def test_a_defect_in_a_session_fails_only_that_session(
     monkeypatch.setattr(DataTracker, "observe", faulty)
     recorder = Recorder()
     ctl = make(sim, recorder)
+    log = TransitionLog(ctl)
     ctl.start()
-    assert ctl.wait_for(State.BACKOFF, WAIT)
+    assert log.wait(WAIT, dst="backoff", trigger="connection_lost")
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
-    lost = next(r for r in ctl.journal() if r.trigger == "connection_lost")
+    lost = log.matching(trigger="connection_lost")[0]
     assert lost.error == "InternalError"
     assert recorder.more_than(0)
     assert recorder.wait(lambda: len(recorder.errors) == 1)

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from transition_log import TransitionLog
 
 from streamfsm import BackoffPolicy, Credentials, StalePolicy, State, StreamConfig, StreamController
 from streamfsm.logs import (
@@ -49,16 +50,18 @@ def test_a_controller_prints_nothing_unless_logging_is_configured() -> None:
         from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimulatorThread
 
         got = threading.Event()
+        lost = threading.Event()
         with SimulatorThread(SimConfig(rate=200)) as sim:
             config = StreamConfig(url=sim.url("iex"), stale=StalePolicy(quotes=None))
             ctl = StreamController(
                 Credentials(DEMO_KEY_ID, DEMO_SECRET), config,
                 on_quote=lambda _q: got.set(), symbols=["AAPL"],
             )
+            ctl.add_listener(lambda r: lost.set() if r.trigger == "connection_lost" else None)
             ctl.start()
             assert ctl.wait_for(State.SUBSCRIBED, 20) and got.wait(20)
             sim.drop()
-            assert ctl.wait_for(State.BACKOFF, 20) and ctl.wait_for(State.SUBSCRIBED, 20)
+            assert lost.wait(20) and ctl.wait_for(State.SUBSCRIBED, 20)
             ctl.stop()
         """
     )
@@ -82,11 +85,12 @@ def test_an_outage_is_a_warning_on_the_streamfsm_logger(
         symbols=["AAPL"],
         correlation_id="desk-7",
     )
+    log = TransitionLog(ctl)
     ctl.start()
     assert ctl.wait_for(State.SUBSCRIBED, WAIT)
     assert got.wait(WAIT)
     sim.drop()
-    assert ctl.wait_for(State.BACKOFF, WAIT)
+    assert log.wait(WAIT, dst="backoff", trigger="connection_lost")
     ctl.stop()
     lost = [r for r in caplog.records if getattr(r, "event", None) == "state_changed"]
     assert lost, "the drop reached the application's handler"

@@ -8,13 +8,12 @@ as a :class:`~streamfsm.errors.TransportError` subclass.
 picows parses frames in C and calls :class:`_Listener` per frame from the protocol's
 ``data_received``. Keepalive is picows' own periodic ping; it requires the pong deadline to be
 at most the interval, so the deadline is ``min(ping_timeout, ping_interval)``. picows knows no
-extensions, so permessage-deflate (RFC 7692) is done here: the
-client offers it as websockets does, reads the server's answer, and inflates messages whose
-first frame has RSV1 set with one ``zlib`` inflater kept for the whole connection (context
-takeover) unless the server said ``server_no_context_takeover``. Messages are sent uncompressed,
-which the extension allows. When the frames waiting for :meth:`~PicowsTransport.recv` exceed
-``receive_queue_frames`` the socket stops reading until half of them are taken, so TCP pushes
-back as with websockets.
+extensions, so permessage-deflate (RFC 7692) is done here: the client offers it as websockets
+does, reads the server's answer, and inflates messages whose first frame has RSV1 set with one
+``zlib`` inflater kept for the whole connection (context takeover) unless the server said
+``server_no_context_takeover``. Messages are sent uncompressed, which the extension allows. When
+the frames waiting for :meth:`~PicowsTransport.recv` exceed ``receive_queue_frames`` the socket
+stops reading until half of them are taken, so TCP pushes back as with websockets.
 """
 
 from __future__ import annotations
@@ -254,19 +253,20 @@ class PicowsTransport:
     async def close(self) -> None:
         """Close politely within ``close_timeout``, then drop the TCP connection; idempotent.
 
-        The TCP connection is gone when this returns or raises, cancellation included.
+        The TCP connection is gone when this returns or raises, cancellation included. A picows
+        protocol failure (a frame over ``max_frame_bytes``) is not raised: recv() reported it.
         """
         transport = self._transport
         if transport is None:
             return
         try:
-            if not transport.is_disconnected:
-                if not transport.is_close_frame_sent:
-                    transport.send_close(WSCloseCode.OK)
-                async with asyncio.timeout(self._close_timeout):
-                    await transport.wait_disconnected()
-        except TimeoutError:
-            pass  # a dead or slow peer: nothing more to say to it
+            if not transport.is_close_frame_sent and not transport.is_disconnected:
+                transport.send_close(WSCloseCode.OK)
+            # Awaited even when disconnected: it collects picows' outcome (unretrieved otherwise).
+            async with asyncio.timeout(self._close_timeout):
+                await transport.wait_disconnected()
+        except (TimeoutError, WSError):
+            pass
         finally:
             self.abort()
 
