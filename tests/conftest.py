@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,13 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Tests press Ctrl-C on child processes (``streamfsm run``) with SIGINT. A shell without job
+# control starts a background command with SIGINT ignored, and a child inherits an ignored signal,
+# so Python never installs its KeyboardInterrupt handler there and the child runs on. The suite
+# gives its children the disposition a terminal gives them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
