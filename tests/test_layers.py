@@ -104,7 +104,14 @@ def test_the_core_does_no_io(path: Path) -> None:
 
 
 #: The cluster's sans-I/O modules: the lease machine and its configuration.
-CLUSTER_CORE = ("config.py", "lease.py", "lease_commands.py", "lease_table.py")
+CLUSTER_CORE = (
+    "config.py",
+    "framing.py",
+    "interest.py",
+    "lease.py",
+    "lease_commands.py",
+    "lease_table.py",
+)
 
 
 @pytest.mark.parametrize("name", CLUSTER_CORE)
