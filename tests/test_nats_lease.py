@@ -199,3 +199,32 @@ def test_a_restarted_server_brings_everyone_back_with_a_newer_epoch(
             assert holder.lease.core.epoch > first
 
     asyncio.run(scenario())
+
+
+def test_an_expired_lease_is_created_again_at_once(nats_server: LocalNatsServer) -> None:
+    """After the server's expiry marker, the next create succeeds (no second TTL to wait)."""
+
+    async def scenario() -> None:
+        changes = Changes()
+        async with member(nats_server, "a", changes, notices_disconnect=False) as a:
+            await a.lease.start()
+            await changes.until(a.holds, "a holds")
+            observer = await nats.connect(nats_server.url)
+            kv = await open_bucket(observer.jetstream(), "lease_test", CONFIG.lease_ttl, 1)
+            watcher = await kv.watch(KEY)
+            await a.client.close()  # a crashes: no release, no more renewals
+            async with asyncio.timeout(PATIENCE):
+                async for entry in watcher:
+                    if entry is not None and entry.operation is not None:
+                        break
+            await watcher.stop()  # type: ignore[no-untyped-call]
+            await observer.close()
+        async with member(nats_server, "c", changes) as c:
+            await c.lease.start()
+            await changes.until(lambda: c.lease.core.state is not LeaseState.CANDIDATE, "answer")
+            assert [(r.trigger, r.dst) for r in c.records] == [
+                ("join", "candidate"),
+                ("acquired", "holder"),
+            ]
+
+    asyncio.run(scenario())

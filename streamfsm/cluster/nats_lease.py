@@ -194,11 +194,31 @@ class NatsLease:
         async with asyncio.timeout(self._config.request_timeout):
             return await work
 
+    async def _create(self, value: bytes) -> int:
+        """Write the key only if it is absent, deleted or expired; its new revision.
+
+        nats-py's ``create`` treats the server's expiry marker (``Nats-Marker-Reason: MaxAge``,
+        no value) as a live entry, so a lease that expired could not be created again until
+        the marker itself expired (a whole TTL more). A marker is the key's last message: write
+        on top of it by revision instead.
+
+        Raises:
+            KeyWrongLastSequenceError: when a live holder exists.
+        """
+        try:
+            return await self._kv.create(self._key, value)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            try:
+                entry = await self._kv.get(self._key)
+            except nats.js.errors.KeyNotFoundError:
+                raise nats.js.errors.KeyWrongLastSequenceError from None
+            if entry.value:
+                raise
+            return await self._kv.update(self._key, value, last=entry.revision)
+
     async def _acquire(self, command: Acquire) -> None:
         try:
-            revision = await self._request(
-                self._kv.create(self._key, encode_holder(command.member, 0))
-            )
+            revision = await self._request(self._create(encode_holder(command.member, 0)))
         except nats.js.errors.KeyWrongLastSequenceError:
             self.core.create_refused(command.token)
         except StoreError as exc:
