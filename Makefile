@@ -69,6 +69,7 @@ soak: $(STAMP)
 	$(BIN)/python -m tools.soak --minutes $(SOAK_MINUTES)
 
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks.cluster
 	$(BIN)/python -m benchmarks.run
 
 bench-smoke: $(STAMP)

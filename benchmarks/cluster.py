@@ -27,6 +27,7 @@ from typing import Any, Final
 import nats
 from nats.aio.client import Client
 
+from benchmarks import cluster_md
 from streamfsm.cluster.config import ClusterConfig
 from streamfsm.cluster.framing import Verdict
 from streamfsm.cluster.lease_table import LeaseState
@@ -37,8 +38,7 @@ from streamfsm.logs import StreamLogger
 
 __all__ = ["measure"]
 
-ROOT: Final = Path(__file__).resolve().parent.parent
-RESULTS: Final = ROOT / "benchmarks" / "results" / "cluster.json"
+DOCS: Final = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 FRAME: Final = (
     b'[{"T":"q","S":"AAPL","bx":"V","bp":189.52,"bs":3,"ax":"V","ap":189.55,"as":2,'
     b'"c":["R"],"z":"C","t":"2026-01-02T15:30:00.123456789Z"}]'
@@ -241,10 +241,15 @@ def main() -> None:
     """Measure and write ``benchmarks/results/cluster.json``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="a few rounds only")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="also splice the section into the docs"
+    )
     args = parser.parse_args()
     results = measure(smoke=args.smoke)
     if not args.smoke:
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        cluster_md.RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        if args.write_docs:
+            DOCS.write_text(cluster_md.splice(DOCS.read_text(), results))
     print(json.dumps(results, indent=2))
 
 

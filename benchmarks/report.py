@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
+from benchmarks import cluster_md
+
 __all__ = ["budgets", "machine", "write_json", "write_markdown"]
 
 #: Throughput budgets from DESIGN.md, judged on client CPU per message: (client, reference,
@@ -317,6 +319,7 @@ def write_markdown(results: dict[str, Any], reading: str, path: Path) -> None:
         ]
         lines += ["", "| function | share |", "|---|---:|"]
         lines += [f"| `{row['function']}` | {row['share']:.1%} |" for row in profile["top"]]
+    lines += cluster_md.saved_section()
     lines += ["", "## Reading", "", reading, ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + _kept_tail(path))

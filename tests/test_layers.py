@@ -111,6 +111,7 @@ CLUSTER_CORE = (
     "lease.py",
     "lease_commands.py",
     "lease_table.py",
+    "names.py",
 )
 
 
