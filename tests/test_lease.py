@@ -183,6 +183,17 @@ def test_a_follower_tries_again_when_no_renewal_is_seen_for_a_ttl() -> None:
     assert isinstance(harness.drain()[-1], Acquire)
 
 
+def test_a_failed_create_is_retried_after_the_renewal_interval() -> None:
+    """The store did not answer: the follower tries again soon, not a whole TTL later."""
+    harness = Harness()
+    harness.core.request_join()
+    (acquire,) = harness.drain()
+    assert isinstance(acquire, Acquire)
+    harness.core.create_failed(acquire.token)
+    (arm,) = [c for c in harness.drain() if isinstance(c, ArmLeaseTimer)]
+    assert (arm.timer, arm.delay) == (LeaseTimer.VACANCY, CONFIG.renew_interval)
+
+
 def test_a_vacated_key_makes_a_follower_candidate_at_once() -> None:
     """The watch seeing the key deleted or expired starts a create at once."""
     harness = Harness()

@@ -14,7 +14,7 @@ from streamfsm.cluster.nats_lease import open_bucket
 from streamfsm.cluster.natsd import LocalNatsServer
 from streamfsm.logs import StreamLogger
 
-TTL = 1.0
+TTL = 2.0
 PREFIX = "interest.scope"
 #: Generous bound for what the tests wait on.
 PATIENCE = 20.0
@@ -29,20 +29,20 @@ def test_the_union_follows_every_process_and_a_dead_one_expires(
         client = await nats.connect(nats_server.url)
         kv = await open_bucket(client.jetstream(), "interest_test", TTL, 1)
         alpaca = [EMPTY]
-        changed = asyncio.Event()
 
         def apply(change: UnionChange) -> None:
             assert not (change.added & alpaca[0])
             alpaca[0] = (alpaca[0] | change.added) - change.removed
-            changed.set()
-
-        async def until(predicate: Callable[[], bool]) -> None:
-            async with asyncio.timeout(PATIENCE):
-                while not predicate():
-                    changed.clear()
-                    await changed.wait()
 
         watcher = InterestWatcher(kv, PREFIX, apply, StreamLogger())
+
+        async def until(predicate: Callable[[], bool]) -> None:
+            """Wait (bounded) until ``predicate()`` holds, rechecked after each key update."""
+            async with asyncio.timeout(PATIENCE):
+                while not predicate():
+                    watcher.updated.clear()
+                    await watcher.updated.wait()
+
         watcher.start()
         await asyncio.wait_for(watcher.ready.wait(), PATIENCE)
         log = StreamLogger()

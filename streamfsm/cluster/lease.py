@@ -286,8 +286,13 @@ class LeaseCore:
         for timer in list(self._armed):
             self._disarm(timer)
 
-    def _enter_follower(self, _event: EventData) -> None:
-        self._arm(LeaseTimer.VACANCY, self.config.lease_ttl)
+    def _enter_follower(self, event: EventData) -> None:
+        # A store that did not answer is asked again soon; a held or lost lease is watched for
+        # a TTL (each renewal seen pushes the timer back).
+        failed = event.event.name == "acquire_failed"
+        self._arm(
+            LeaseTimer.VACANCY, self.config.renew_interval if failed else self.config.lease_ttl
+        )
 
     def _enter_candidate(self, _event: EventData) -> None:
         self._disarm(LeaseTimer.VACANCY)

@@ -113,7 +113,10 @@ class InterestWatcher:
         self._log = log
         self.book = InterestBook()
         self._task: asyncio.Task[None] | None = None
+        #: Set once the live keys have all been read (the book is complete).
         self.ready = asyncio.Event()
+        #: Set after every key update the watcher applied, whether or not the union changed.
+        self.updated = asyncio.Event()
 
     def start(self) -> None:
         """Start watching (again, after a reconnect: the book is rebuilt from the live keys)."""
@@ -155,7 +158,9 @@ class InterestWatcher:
                 desired = decode_interest(entry.value or b"")
             except (ValueError, TypeError, InvalidSymbolError) as error:
                 self._log.warning("interest_malformed", member=member, error=str(error))
+                self.updated.set()
                 return
             change = self.book.set(member, desired)
+        self.updated.set()
         if change:
             self._on_change(change)
