@@ -53,12 +53,15 @@ def test_frames_arrive_in_order_and_a_handover_is_reported(nats_server: LocalNat
         old = RelayPublisher(holder, SUBJECT, 5, lambda: True)
         for index in range(3):
             await old.publish(f'[{{"i":{index}}}]')
+        await holder.flush()
         await received.until(3)
         new = RelayPublisher(holder, SUBJECT, 9, lambda: True)
         await new.publish(b"[new]")
+        await holder.flush()
         await received.until(4)
         await old.publish("[late]")
         await new.publish(b"[after]")
+        await holder.flush()
         await received.until(5)
         assert received.frames == [b'[{"i":0}]', b'[{"i":1}]', b'[{"i":2}]', b"[new]", b"[after]"]
         assert received.gaps == [(Verdict.HANDOVER, 9)]
@@ -90,6 +93,7 @@ def test_a_fenced_publisher_sends_nothing_and_a_lost_frame_is_a_gap(
         allowed[0] = True
         publisher.seq += 2  # two frames lost on the wire
         assert await publisher.publish(b"[4]")
+        await client.flush()
         await received.until(2)
         assert received.frames == [b"[1]", b"[4]"]
         assert received.gaps == [(Verdict.GAP, 3)]
