@@ -11,31 +11,31 @@ every method runs directly and never waits. ``state``, ``is_connected()``, ``hea
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
 import random
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from streamfsm._aio.arguments import check_arguments, check_channels_handled, check_listener
+from streamfsm._aio.arguments import check_arguments, check_channels_handled
 from streamfsm._aio.bridge import EngineBridge, block_until_signalled
 from streamfsm._aio.clock import SystemClock
 from streamfsm._aio.deliveries import Deliveries, model_mode
 from streamfsm._aio.engine import Engine
 from streamfsm._aio.feed import TransitionFeed
-from streamfsm._aio.health import Health, snapshot
+from streamfsm._aio.health import Health
 from streamfsm._core.commands import RestartRequested, SymbolsRequested
 from streamfsm._core.core import ConnectionCore
 from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
-from streamfsm._core.subscriptions import Subscription
 from streamfsm._core.tracking import DataTracker, GapReport
 from streamfsm.config import ModelMode, StreamConfig
+from streamfsm.controller.asyncio_api import AsyncLifecycle
+from streamfsm.controller.readings import Readings
 from streamfsm.credentials import Credentials
-from streamfsm.errors import ControllerStoppedError, StreamError
+from streamfsm.errors import ControllerStoppedError
 from streamfsm.handlers import (
     BarHandler,
     CancelErrorHandler,
@@ -60,7 +60,7 @@ DEFAULT_STOP_TIMEOUT = 5.0
 DEFAULT_START_TIMEOUT = 5.0
 
 
-class StreamController(AlpacaStreamMethods):
+class StreamController(Readings, AsyncLifecycle, AlpacaStreamMethods):
     """Keeps one Alpaca market-data stream alive, driven by the transition table.
 
     Args:
@@ -173,79 +173,6 @@ class StreamController(AlpacaStreamMethods):
         self._log.info("controller_created", endpoint=self.config.endpoint, models=mode.value)
         _live_controllers.add(self)
 
-    # ------------------------------------------------------------ reading, from any thread
-
-    @property
-    def state(self) -> State:
-        """The current state."""
-        return self.core.state
-
-    def is_connected(self) -> bool:
-        """True exactly in ``subscribed``."""
-        return self.core.state is State.SUBSCRIBED
-
-    @property
-    def last_error(self) -> StreamError | None:
-        """The error of the latest failure, rejected change or fatal stop."""
-        return self.core.last_error
-
-    def journal(self) -> tuple[TransitionRecord, ...]:
-        """The retained transition records, oldest first."""
-        return self._feed.journal.records()
-
-    def health(self) -> Health:
-        """A consistent snapshot, taken on the controller's loop when one runs."""
-        engine = self._bridge.engine
-        dispatcher = engine.dispatcher if engine is not None else None
-
-        def take() -> Health:
-            return snapshot(
-                self.correlation_id, self.core, self._tracker, dispatcher, self._clock.monotonic()
-            )
-
-        return self._bridge.call(take) if self._bridge.running else take()
-
-    def desired(self) -> Subscription:
-        """The symbols asked for, per channel (frozen; any thread); a refused change leaves it."""
-        return self.core.book.desired
-
-    def arrival_time(self) -> float | None:
-        """Inside a market-data callback: when its frame arrived (monotonic seconds on the
-        controller's clock, carried with the frame through the backlog), else None."""
-        engine = self._bridge.engine
-        return engine.dispatcher.current_received_at if engine is not None else None
-
-    def delivery_lag(self) -> float:
-        """Inside a market-data callback: seconds since its frame arrived (else 0.0), so prices
-        are dated by arrival and a backlog behind slow callbacks ages them."""
-        engine = self._bridge.engine
-        arrived = engine.dispatcher.current_received_at if engine is not None else None
-        return max(0.0, self._clock.monotonic() - arrived) if arrived is not None else 0.0
-
-    def add_listener(self, listener: Callable[[TransitionRecord], object]) -> None:
-        """Call ``listener(record)`` on the loop after every transition; errors are logged.
-
-        Raises:
-            ConfigurationError: when ``listener`` is not callable.
-        """
-        check_listener(listener)
-        self._feed.add_listener(listener)
-
-    def wait_for(self, state: State, timeout: float | None = None) -> bool:
-        """Block until in ``state``; False when ``timeout`` passes first. Not from a callback:
-        the loop it waits on is the one running the callback."""
-        return self._feed.wait(lambda: self.core.state is state, timeout)
-
-    def wait_synced(self, timeout: float | None = None) -> bool:
-        """Block until subscribed with the acknowledged set equal to the desired set."""
-        core = self.core
-        return self._feed.wait(
-            lambda: (
-                core.state is State.SUBSCRIBED and core.book.in_sync and not core.change_in_flight
-            ),
-            timeout,
-        )
-
     def start(self, timeout: float | None = DEFAULT_START_TIMEOUT) -> None:
         """Begin the lifecycle and return at once (the connection proceeds in the background).
 
@@ -354,53 +281,6 @@ class StreamController(AlpacaStreamMethods):
         """Change the per-symbol handlers on the loop, between two frames."""
         self._bridge.open(self.config.command_timeout)
         self._bridge.call(lambda: action(self._routes))
-
-    async def astart(self) -> None:
-        """Begin the lifecycle inside the running loop (the async twin of :meth:`start`)."""
-        engine = await self._bridge.ahost()
-        if engine is None:
-            await asyncio.to_thread(self.start)
-        elif asyncio.current_task() is engine.dispatch_task:
-            engine.start()
-        else:
-            await engine.start_when_closed()
-
-    async def astop(self) -> None:
-        """Stop and wait until no session or socket remains (the async twin of :meth:`stop`)."""
-        engine = await self._bridge.ahost()
-        if engine is None:
-            await asyncio.to_thread(self.stop)
-        elif asyncio.current_task() is engine.dispatch_task:
-            # Inside an async callback: awaiting the sessions here is fine, but awaiting the
-            # dispatcher would wait for this very callback. Stop now; sockets close right after.
-            engine.stop_now()
-        else:
-            await engine.stop()
-
-    async def aclose(self) -> None:
-        """Stop, then end the engine hosted in this loop (the async twin of :meth:`close`)."""
-        if self._bridge.host is None or not self._bridge.on_loop_thread():
-            await asyncio.to_thread(self.close)
-            return
-        if self.core.state is not State.STOPPED:
-            await self.astop()
-        await self._bridge.aclose()
-        self._feed.close()
-
-    async def await_state(self, state: State) -> None:
-        """Wait in the loop until the controller is in ``state``; bound it with asyncio.timeout."""
-        await self._feed.until(lambda: self.core.state is state)
-
-    def transitions(self) -> AsyncIterator[TransitionRecord]:
-        """Yield every transition record from now on, in the caller's loop."""
-        return self._feed.records()
-
-    async def __aenter__(self) -> StreamController:
-        await self.astart()
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
 
     def __enter__(self) -> StreamController:
         self.start()
