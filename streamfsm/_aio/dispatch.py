@@ -23,9 +23,10 @@ import asyncio
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
+from streamfsm._aio.callbacks import Delivery, Pending, log_callback_failure
 from streamfsm._core.backlog import Backlog, Notice
 from streamfsm._core.lag import LagHistogram
 from streamfsm.config import OverflowPolicy
@@ -33,52 +34,10 @@ from streamfsm.logs import StreamLogger
 
 __all__ = ["Delivery", "Dispatcher"]
 
-#: How many callback failures are logged in full before only every n-th one is.
-LOGGED_FAILURES: Final = 20
-#: After LOGGED_FAILURES, log one failure in this many.
-LOG_EVERY: Final = 1000
 #: Callbacks slower than this per frame are a slow consumer: the reader gets a turn.
 DEFAULT_YIELD_AFTER: Final = 0.001
 #: Default bounds of the backlog when the caller gives none (see StreamConfig).
 DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
-
-
-class Delivery:
-    """One user callback and how to call it.
-
-    Args:
-        name: the callback's role, for logs (``on_quote``...).
-        callback: a function, coroutine function or callable object.
-        convert: turns a fast struct into what the callback expects; None hands it as it is.
-    """
-
-    __slots__ = ("callback", "convert", "name")
-
-    def __init__(
-        self,
-        name: str,
-        callback: Callable[[Any], object],
-        convert: Callable[[Any], Any] | None = None,
-    ) -> None:
-        self.name = name
-        self.callback = callback
-        self.convert = convert
-
-
-class _Pending:
-    """An awaitable a callback returned, waiting for the consumer task to await it."""
-
-    __slots__ = ("awaitable", "delivery", "message")
-
-    def __init__(self, awaitable: Awaitable[object], delivery: Delivery, message: object) -> None:
-        self.awaitable = awaitable
-        self.delivery = delivery
-        self.message = message
-
-    def cancel(self) -> None:
-        """Never await it: close a coroutine so that it does not warn."""
-        if inspect.iscoroutine(self.awaitable):
-            self.awaitable.close()
 
 
 class Dispatcher:
@@ -121,7 +80,7 @@ class Dispatcher:
         self._idle.set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._pending: _Pending | None = None
+        self._pending: Pending | None = None
         #: True while the consumer task awaits a callback: new frames must queue behind it.
         self._consumer_busy = False
         #: Seconds per message of the latest slice of callbacks (sizes the next slice).
@@ -333,7 +292,7 @@ class Dispatcher:
                 self._callback_failed(delivery, message, exc)
                 result = None
             if result is not None and inspect.isawaitable(result):
-                self._pending = _Pending(result, delivery, message)
+                self._pending = Pending(result, delivery, message)
                 return unheard
             if self._closed:
                 return unheard
@@ -349,7 +308,7 @@ class Dispatcher:
                 self._callback_failed(delivery, message, exc)
                 result = None
             if result is not None and inspect.isawaitable(result):
-                self._pending = _Pending(result, delivery, message)
+                self._pending = Pending(result, delivery, message)
                 return
             if self._closed:
                 return
@@ -366,12 +325,12 @@ class Dispatcher:
                 self._callback_failed(delivery, message, exc)
                 result = None
             if result is not None and inspect.isawaitable(result):
-                self._pending = _Pending(result, delivery, message)
+                self._pending = Pending(result, delivery, message)
                 return
             if self._closed:
                 return
 
-    async def _await(self, pending: _Pending) -> None:
+    async def _await(self, pending: Pending) -> None:
         if self._closed:
             pending.cancel()
             return
@@ -402,16 +361,7 @@ class Dispatcher:
 
     def _callback_failed(self, delivery: Delivery, message: Any, exc: Exception) -> None:
         self.callback_errors += 1
-        count = self.callback_errors
-        if count <= LOGGED_FAILURES or count % LOG_EVERY == 0:
-            self._log.error(
-                "callback_failed",
-                callback=delivery.name,
-                symbol=getattr(message, "symbol", None),
-                error_type=type(exc).__name__,
-                error=str(exc),
-                failures=count,
-            )
+        log_callback_failure(self._log, delivery.name, message, exc, self.callback_errors)
 
     def _wake_from_any_thread(self) -> None:
         loop = self._loop
