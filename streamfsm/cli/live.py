@@ -26,16 +26,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final, TextIO, cast
+from typing import TYPE_CHECKING, Final, TextIO, cast
 
 from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
-from streamfsm._validate import require_seconds
 from streamfsm.cli._quote_text import MS_PER_SECOND, brief, price_text
 from streamfsm.cli._terminal import RICH_HINT, is_terminal, load_live_view
-from streamfsm.config import Feed, StreamConfig
+from streamfsm.cli.live_args import add_parser
+from streamfsm.config import StreamConfig
 from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
 from streamfsm.errors import ConfigurationError, MissingCredentialsError, StreamError
 from streamfsm.logs import logging_to
@@ -58,12 +57,6 @@ PROG: Final = "streamfsm run"
 LIVE_REFRESH_PER_SECOND: Final = 4
 #: Seconds between quote lines when the output is not a terminal.
 STATUS_INTERVAL: Final = 5.0
-#: Metrics stay on this host unless the operator binds them elsewhere.
-METRICS_HOST: Final = "127.0.0.1"
-MAX_PORT: Final = 65535
-#: Feeds a command-line user picks from (``test`` and ``delayed_sip`` need no flag here).
-FEEDS: Final = (Feed.IEX.value, Feed.SIP.value)
-LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
 class _CurrentStderr:
@@ -78,90 +71,6 @@ class _CurrentStderr:
 
     def flush(self) -> None:
         sys.stderr.flush()
-
-
-def _seconds(text: str) -> float:
-    try:
-        return require_seconds("--max-age", float(text))
-    except (ValueError, ConfigurationError) as exc:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from exc
-
-
-def _symbols(text: str) -> tuple[str, ...]:
-    symbols = tuple(dict.fromkeys(part.strip().upper() for part in text.split(",")))
-    if not symbols or not all(symbols):
-        raise argparse.ArgumentTypeError(f"expected comma-separated symbols, got {text!r}")
-    return symbols
-
-
-def _port(text: str) -> int:
-    """A TCP port number, 0 for any free one."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= MAX_PORT:
-        raise argparse.ArgumentTypeError(f"expected a port number 0..{MAX_PORT}, got {text!r}")
-    return port
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``run`` on the ``streamfsm`` command line."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "run",
-        help="stream live quotes from Alpaca (needs APCA_API_KEY_ID and APCA_API_SECRET_KEY)",
-        description=(
-            "Stream live quotes from Alpaca for a few symbols until Ctrl-C, with the "
-            "connection's state; credentials come from APCA_API_KEY_ID and APCA_API_SECRET_KEY."
-        ),
-    )
-    parser.add_argument(
-        "--symbols", type=_symbols, required=True, help="comma-separated, e.g. AAPL,MSFT"
-    )
-    parser.add_argument("--feed", choices=FEEDS, default=Feed.IEX.value, help="default: iex")
-    parser.add_argument(
-        "--journal", type=Path, default=None, help="append every transition to this JSON Lines file"
-    )
-    parser.add_argument(
-        "--max-age",
-        type=_seconds,
-        default=None,
-        help="a quote older than this many seconds is shown stale",
-    )
-    parser.add_argument(
-        "--plain", action="store_true", help="plain lines even when the output is a terminal"
-    )
-    parser.add_argument(
-        "--url",
-        default=None,
-        help="endpoint instead of Alpaca's, e.g. the simulator's ws://127.0.0.1:8765/v2/iex "
-        "(ws:// only to loopback)",
-    )
-    parser.add_argument(
-        "--log-level",
-        choices=LOG_LEVELS,
-        default="warning",
-        help="streamfsm events shown on standard error (default: warning; debug shows each "
-        "attempt's cause)",
-    )
-    parser.add_argument(
-        "--log-json", action="store_true", help="events as JSON lines instead of text"
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=_port,
-        default=None,
-        metavar="PORT",
-        help="serve /metrics, /healthz and /readyz on this port (0: any free port; needs the "
-        "metrics extra)",
-    )
-    parser.add_argument(
-        "--metrics-host",
-        default=METRICS_HOST,
-        metavar="HOST",
-        help=f"address for --metrics-port (default {METRICS_HOST}: this host only)",
-    )
-    return parser
 
 
 def build_service(args: argparse.Namespace, credentials: Credentials) -> PricingService:
