@@ -148,12 +148,14 @@ def lossless(url: str, messages: int) -> StreamConfig:
     )
 
 
-def _streamfsm(mode: str, transport: str = "websockets") -> Callable[[str, int], Sample]:
+def _streamfsm(
+    mode: str, transport: str = "websockets", loop: str = "asyncio"
+) -> Callable[[str, int], Sample]:
     def run(url: str, messages: int) -> Sample:
         counter = Counter(messages)
         controller = StreamController(
             credentials(),
-            attrs.evolve(lossless(url, messages), transport=transport),
+            attrs.evolve(lossless(url, messages), transport=transport, loop=loop),
             on_quote=counter.on_message,
             models=mode,
             symbols=SYMBOLS,
@@ -294,10 +296,18 @@ async def _bare_msgspec_callback(url: str, counter: Counter) -> None:
                 on_message(message)
 
 
-def _bare(loop_body: Callable[[str, Counter], Any]) -> Callable[[str, int], Sample]:
+def _bare(
+    loop_body: Callable[[str, Counter], Any], *, uvloop: bool = False
+) -> Callable[[str, int], Sample]:
     def run(url: str, messages: int) -> Sample:
         counter = Counter(messages)
-        asyncio.run(asyncio.wait_for(loop_body(url, counter), run_timeout(messages)))
+        factory = None
+        if uvloop:
+            import uvloop as uvloop_module  # installed with streamfsm[fast]
+
+            factory = uvloop_module.new_event_loop
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(asyncio.wait_for(loop_body(url, counter), run_timeout(messages)))
         return counter.sample()
 
     return run
@@ -309,6 +319,7 @@ CLIENTS: Final[dict[str, Callable[[str, int], Sample]]] = {
     "streamfsm raw": _streamfsm("raw"),
     "streamfsm alpaca": _streamfsm("alpaca"),
     "streamfsm fast picows": _streamfsm("fast", "picows"),
+    "streamfsm fast picows uvloop": _streamfsm("fast", "picows", "uvloop"),
     "alpaca-py raw_data": _alpaca(raw=True),
     "alpaca-py typed": _alpaca(raw=False),
     "websockets + msgpack": _bare(_bare_msgpack),
@@ -316,6 +327,7 @@ CLIENTS: Final[dict[str, Callable[[str, int], Sample]]] = {
     "websockets + msgspec + callback": _bare(_bare_msgspec_callback),
     "picows + msgspec": _bare(bare_picows),
     "picows + zlib + msgspec": _bare(bare_picows_deflate),
+    "picows + zlib + msgspec uvloop": _bare(bare_picows_deflate, uvloop=True),
 }
 
 

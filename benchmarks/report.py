@@ -23,6 +23,8 @@ THROUGHPUT_BUDGETS: Final = (
     ("streamfsm alpaca", "alpaca-py typed", 4.0, "at least 4x as fast as"),
     ("streamfsm fast picows", "picows + zlib + msgspec", 1 / 1.3, "within 1.3x"),
     ("streamfsm fast picows", "websockets + msgpack", 3.0, "at least 3x as fast as"),
+    ("streamfsm fast picows uvloop", "picows + zlib + msgspec uvloop", 1 / 1.3, "within 1.3x"),
+    ("streamfsm fast picows uvloop", "websockets + msgpack", 3.0, "at least 3x as fast as"),
 )
 #: p99 latency at 20k msgs/s before the per-frame hot path, from the last run of the earlier
 #: dispatcher (same machine): streamfsm fast 2142 µs, alpaca-py typed 8226 µs. The machine is

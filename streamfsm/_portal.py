@@ -30,6 +30,14 @@ _T = TypeVar("_T")
 Main = Callable[[Callable[[], None], asyncio.Event], Coroutine[Any, Any, None]]
 
 
+def _run(
+    main: Coroutine[Any, Any, None], loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+) -> None:
+    """``asyncio.run(main)`` on a loop from ``loop_factory`` (3.11's ``run`` takes no factory)."""
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main)
+
+
 class PortalClosedError(RuntimeError):
     """The portal's loop is not running (never opened, closed, or ending): the call did not run."""
 
@@ -65,8 +73,16 @@ class LoopPortal:
         """True when called from the portal's own loop thread."""
         return self._thread_id is not None and threading.get_ident() == self._thread_id
 
-    def open(self, main: Main, timeout: float | None) -> None:
+    def open(
+        self,
+        main: Main,
+        timeout: float | None,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    ) -> None:
         """Start the thread and run ``main`` on its loop; return once ``main`` called ``ready``.
+
+        The loop is a new one from ``loop_factory`` (uvloop's, for instance), asyncio's default
+        when it is None.
 
         Raises:
             PortalClosedError: when a loop already runs.
@@ -79,8 +95,8 @@ class LoopPortal:
         ready = threading.Event()
         failure: list[BaseException] = []
         thread = threading.Thread(
-            target=asyncio.run,
-            args=(self._serve(main, ready.set, failure),),
+            target=_run,
+            args=(self._serve(main, ready.set, failure), loop_factory),
             name=self.name,
             daemon=True,
         )

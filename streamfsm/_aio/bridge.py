@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from streamfsm._aio.engine import Engine
+from streamfsm._aio.loops import LoopFactory
 from streamfsm._core.commands import Input
 from streamfsm._core.tracking import GapReport
 from streamfsm._portal import LoopPortal, PortalClosedError
@@ -35,10 +36,18 @@ class EngineBridge:
         name: the loop thread's name.
         make_engine: builds a fresh engine for a new loop.
         command_timeout: how long a call waits for the loop to take it.
+        loop_factory: makes the loop of the thread :meth:`open` starts (None: asyncio's).
     """
 
-    def __init__(self, name: str, make_engine: Callable[[], Engine], command_timeout: float):
+    def __init__(
+        self,
+        name: str,
+        make_engine: Callable[[], Engine],
+        command_timeout: float,
+        loop_factory: LoopFactory = None,
+    ):
         self.portal = LoopPortal(name)
+        self._loop_factory = loop_factory
         self._make_engine = make_engine
         self._command_timeout = command_timeout
         # One thread at a time opens or closes the loop.
@@ -72,7 +81,7 @@ class EngineBridge:
             if self.engine is None or not self.portal.running:
                 engine = self._make_engine()
                 try:
-                    self.portal.open(engine.run, timeout)
+                    self.portal.open(engine.run, timeout, self._loop_factory)
                 except TimeoutError as exc:
                     raise ControllerStoppedError("the controller's loop did not start") from exc
                 self.engine = engine

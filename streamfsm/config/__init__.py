@@ -44,6 +44,7 @@ __all__ = [
     "BackoffPolicy",
     "BreakerPolicy",
     "Encoding",
+    "EventLoop",
     "Feed",
     "Jitter",
     "JournalFsync",
@@ -79,6 +80,20 @@ class Transport(enum.StrEnum):
 
     WEBSOCKETS = "websockets"
     PICOWS = "picows"
+
+
+class EventLoop(enum.StrEnum):
+    """The event loop the sync controller's own loop thread runs.
+
+    ``auto``: uvloop with the picows transport when uvloop is installed (``streamfsm[fast]``),
+    asyncio's own loop otherwise. ``asyncio``: always asyncio's loop. ``uvloop``: always uvloop
+    (it must be installed). The async API runs on the caller's loop whatever this says: run the
+    program under uvloop (``uvloop.run(main())``) to have it there.
+    """
+
+    AUTO = "auto"
+    ASYNCIO = "asyncio"
+    UVLOOP = "uvloop"
 
 
 class ModelMode(enum.StrEnum):
@@ -136,6 +151,7 @@ _ENCODING = member(Encoding, "encoding")
 _OVERFLOW = member(OverflowPolicy, "overflow")
 _TRANSPORT = member(Transport, "transport")
 _JOURNAL_FSYNC = member(JournalFsync, "journal_fsync")
+_EVENT_LOOP = member(EventLoop, "loop")
 
 
 def _to_feed(value: object) -> Feed:
@@ -161,6 +177,15 @@ def _to_transport(value: object) -> Transport:
             "transport", "'websockets', or 'picows' with streamfsm[fast] installed", value
         )
     return transport
+
+
+def _to_event_loop(value: object) -> EventLoop:
+    loop = _EVENT_LOOP(value)
+    if loop is EventLoop.UVLOOP and importlib.util.find_spec("uvloop") is None:
+        raise ConfigurationError(
+            "loop", "'auto', 'asyncio', or 'uvloop' with streamfsm[fast] installed", value
+        )
+    return loop
 
 
 def _to_journal_fsync(value: object) -> JournalFsync:
@@ -244,6 +269,8 @@ class StreamConfig:
     encoding: Encoding = attrs.field(default=Encoding.MSGPACK, converter=_to_encoding)
     #: websockets is always installed; picows (``streamfsm[fast]``) spends less CPU per frame.
     transport: Transport = attrs.field(default=Transport.WEBSOCKETS, converter=_to_transport)
+    #: The sync controller's loop; ``auto`` is uvloop with picows when installed.
+    loop: EventLoop = attrs.field(default=EventLoop.AUTO, converter=_to_event_loop)
 
     #: TCP plus WebSocket handshake; Alpaca answers in well under a second when healthy.
     connect_timeout: float = attrs.field(default=10.0, validator=_timeout)

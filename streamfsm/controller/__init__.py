@@ -26,6 +26,7 @@ from streamfsm._aio.deliveries import Deliveries, model_mode
 from streamfsm._aio.engine import Engine
 from streamfsm._aio.feed import TransitionFeed
 from streamfsm._aio.health import Health
+from streamfsm._aio.loops import loop_factory
 from streamfsm._core.commands import RestartRequested, SymbolsRequested
 from streamfsm._core.core import ConnectionCore
 from streamfsm._core.machine import State
@@ -168,7 +169,10 @@ class StreamController(Readings, AsyncLifecycle, AlpacaStreamMethods):
             raw_frames=mode is ModelMode.RAW,
         )
         self._bridge = EngineBridge(
-            f"streamfsm-{self.correlation_id}", new_engine, self.config.command_timeout
+            f"streamfsm-{self.correlation_id}",
+            new_engine,
+            self.config.command_timeout,
+            loop_factory(self.config),
         )
         self._log.info("controller_created", endpoint=self.config.endpoint, models=mode.value)
         _live_controllers.add(self)
