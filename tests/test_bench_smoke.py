@@ -37,6 +37,8 @@ CLIENTS: Final = {
     "picows + msgspec",
     "picows + zlib + msgspec",
     "streamfsm fast picows",
+    "streamfsm fast picows uvloop",
+    "picows + zlib + msgspec uvloop",
 }
 
 

@@ -71,9 +71,9 @@ def test_the_uvloop_choice_streams_on_a_uvloop_loop(
     assert set(recorder.loops) == {uvloop.Loop}
 
 
-def test_the_asyncio_choice_keeps_picows_on_asyncio(sim: SimulatorThread) -> None:
-    """With loop="asyncio" picows streams on asyncio's own loop, not uvloop's."""
-    recorder = run_controller(sim, StreamConfig(transport="picows", loop="asyncio"))
+def test_picows_runs_on_asyncio_unless_uvloop_is_chosen(sim: SimulatorThread) -> None:
+    """By default picows streams on asyncio's own loop, not uvloop's."""
+    recorder = run_controller(sim, StreamConfig(transport="picows"))
     assert uvloop.Loop not in recorder.loops
     assert all(issubclass(kind, asyncio.BaseEventLoop) for kind in recorder.loops)
 
@@ -81,22 +81,20 @@ def test_the_asyncio_choice_keeps_picows_on_asyncio(sim: SimulatorThread) -> Non
 @pytest.mark.parametrize(
     ("transport", "loop", "expected"),
     [
-        (Transport.PICOWS, EventLoop.AUTO, True),
-        (Transport.WEBSOCKETS, EventLoop.AUTO, False),
         (Transport.PICOWS, EventLoop.ASYNCIO, False),
+        (Transport.PICOWS, EventLoop.UVLOOP, True),
         (Transport.WEBSOCKETS, EventLoop.UVLOOP, True),
     ],
 )
-def test_auto_takes_uvloop_with_picows_only(
-    transport: Transport, loop: EventLoop, expected: bool
-) -> None:
-    """auto means uvloop with picows (when installed); an explicit choice is kept as given."""
+def test_the_loop_is_the_one_chosen(transport: Transport, loop: EventLoop, expected: bool) -> None:
+    """uvloop runs exactly when chosen, on either transport; asyncio's loop is the default."""
     config = StreamConfig(transport=transport, loop=loop)
     assert uses_uvloop(config) is expected
     assert (loop_factory(config) is not None) is expected
+    assert StreamConfig(transport=transport).loop is EventLoop.ASYNCIO
 
 
 def test_an_unknown_loop_is_refused() -> None:
-    """A loop name that is not auto, asyncio or uvloop is a ConfigurationError naming the field."""
+    """A loop name that is not asyncio or uvloop is a ConfigurationError naming the field."""
     with pytest.raises(ConfigurationError, match="loop"):
         StreamConfig(loop="trio")

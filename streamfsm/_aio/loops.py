@@ -2,17 +2,15 @@
 
 uvloop (``streamfsm[fast]``) runs the loop's machinery in C: the socket reads that feed the
 picows transport and the task switches of the engine cost less per frame. It is chosen by
-``StreamConfig(loop=...)``; ``auto`` takes it with the picows transport when it is installed.
-The async API never changes the caller's loop.
+``StreamConfig(loop="uvloop")``. The async API never changes the caller's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Callable
 
-from streamfsm.config import EventLoop, StreamConfig, Transport
+from streamfsm.config import EventLoop, StreamConfig
 
 __all__ = ["LoopFactory", "loop_factory", "uses_uvloop"]
 
@@ -25,10 +23,6 @@ def uses_uvloop(config: StreamConfig) -> bool:
 
     Assumes ``config.loop`` was validated: ``uvloop`` is only accepted when it is installed.
     """
-    if config.loop is EventLoop.AUTO:
-        return (
-            config.transport is Transport.PICOWS and importlib.util.find_spec("uvloop") is not None
-        )
     return config.loop is EventLoop.UVLOOP
 
 

@@ -83,15 +83,14 @@ class Transport(enum.StrEnum):
 
 
 class EventLoop(enum.StrEnum):
-    """The event loop the sync controller's own loop thread runs.
+    """The event loop of the sync controller's own loop thread.
 
-    ``auto``: uvloop with the picows transport when uvloop is installed (``streamfsm[fast]``),
-    asyncio's own loop otherwise. ``asyncio``: always asyncio's loop. ``uvloop``: always uvloop
-    (it must be installed). The async API runs on the caller's loop whatever this says: run the
-    program under uvloop (``uvloop.run(main())``) to have it there.
+    ``asyncio``: asyncio's own loop. ``uvloop``: uvloop's (installed with ``streamfsm[fast]``).
+    The async API runs on the caller's loop whatever this says: run the program under uvloop
+    (``uvloop.run(main())``) to have it there. picows on uvloop does not notice a TCP reset
+    (see docs/decisions.md), so uvloop is not the default with picows.
     """
 
-    AUTO = "auto"
     ASYNCIO = "asyncio"
     UVLOOP = "uvloop"
 
@@ -183,7 +182,7 @@ def _to_event_loop(value: object) -> EventLoop:
     loop = _EVENT_LOOP(value)
     if loop is EventLoop.UVLOOP and importlib.util.find_spec("uvloop") is None:
         raise ConfigurationError(
-            "loop", "'auto', 'asyncio', or 'uvloop' with streamfsm[fast] installed", value
+            "loop", "'asyncio', or 'uvloop' with streamfsm[fast] installed", value
         )
     return loop
 
@@ -269,8 +268,8 @@ class StreamConfig:
     encoding: Encoding = attrs.field(default=Encoding.MSGPACK, converter=_to_encoding)
     #: websockets is always installed; picows (``streamfsm[fast]``) spends less CPU per frame.
     transport: Transport = attrs.field(default=Transport.WEBSOCKETS, converter=_to_transport)
-    #: The sync controller's loop; ``auto`` is uvloop with picows when installed.
-    loop: EventLoop = attrs.field(default=EventLoop.AUTO, converter=_to_event_loop)
+    #: The sync controller's event loop; uvloop (``streamfsm[fast]``) on request only.
+    loop: EventLoop = attrs.field(default=EventLoop.ASYNCIO, converter=_to_event_loop)
 
     #: TCP plus WebSocket handshake; Alpaca answers in well under a second when healthy.
     connect_timeout: float = attrs.field(default=10.0, validator=_timeout)
