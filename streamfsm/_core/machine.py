@@ -22,11 +22,20 @@ Triggers are commands (``start``, ``stop``, ``restart``) or facts in the past te
 from __future__ import annotations
 
 import enum
-from typing import Final
+from collections.abc import Iterable
+from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-__all__ = ["TRANSITIONS", "TRIGGERS", "Row", "State", "state_callbacks", "transition_dicts"]
+__all__ = [
+    "TRANSITIONS",
+    "TRIGGERS",
+    "Row",
+    "State",
+    "state_callbacks",
+    "table_dicts",
+    "transition_dicts",
+]
 
 
 class State(enum.Enum):
@@ -40,9 +49,16 @@ class State(enum.Enum):
     STOPPED = "stopped"
 
 
+#: The state enum of a table: the connection's ``State`` here, the lease's ``LeaseState``.
+StateT = TypeVar("StateT", bound=enum.Enum)
+
+
 @attrs.frozen
-class Row:
+class Row(Generic[StateT]):
     """One transition: ``trigger`` from any of ``sources`` to ``dest`` when the guards allow.
+
+    Generic over the state enum, so every machine of the project (the connection's and the
+    cluster lease's) is written as the same kind of table.
 
     Attributes:
         trigger: the event name.
@@ -55,8 +71,8 @@ class Row:
     """
 
     trigger: str
-    sources: tuple[State, ...]
-    dest: State | None
+    sources: tuple[StateT, ...]
+    dest: StateT | None
     conditions: tuple[str, ...] = ()
     unless: tuple[str, ...] = ()
     before: tuple[str, ...] = ()
@@ -79,7 +95,7 @@ _I, _C, _S, _B, _O, _X = (
 )
 _RUNNING: Final = (_I, _C, _S, _B, _O)
 
-TRANSITIONS: Final[tuple[Row, ...]] = (
+TRANSITIONS: Final[tuple[Row[State], ...]] = (
     # ---- start: begin the lifecycle (again, after a stop)
     Row(
         "start",
@@ -254,8 +270,8 @@ def state_callbacks() -> list[dict[str, object]]:
     ]
 
 
-def transition_dicts() -> list[dict[str, object]]:
-    """The table in the form ``transitions.Machine(transitions=...)`` takes."""
+def table_dicts(rows: Iterable[Row[Any]]) -> list[dict[str, object]]:
+    """A table in the form ``transitions.Machine(transitions=...)`` takes."""
     return [
         {
             "trigger": row.trigger,
@@ -265,5 +281,10 @@ def transition_dicts() -> list[dict[str, object]]:
             "unless": list(row.unless),
             "before": list(row.before),
         }
-        for row in TRANSITIONS
+        for row in rows
     ]
+
+
+def transition_dicts() -> list[dict[str, object]]:
+    """The connection table in the form ``transitions.Machine(transitions=...)`` takes."""
+    return table_dicts(TRANSITIONS)

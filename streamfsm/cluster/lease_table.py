@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-import attrs
+from streamfsm._core.machine import Row, table_dicts
 
 __all__ = [
     "LEASE_TRANSITIONS",
@@ -42,23 +42,8 @@ class LeaseState(enum.Enum):
     RESIGNING = "resigning"
 
 
-@attrs.frozen
-class LeaseRow:
-    """One transition of the lease machine (the fields mean what they mean in ``Row``)."""
-
-    trigger: str
-    sources: tuple[LeaseState, ...]
-    dest: LeaseState | None
-    conditions: tuple[str, ...] = ()
-    unless: tuple[str, ...] = ()
-    before: tuple[str, ...] = ()
-    effects: str = ""
-
-    @property
-    def guard(self) -> str:
-        """The guard in words: ``a and b and not c``, or empty when unguarded."""
-        parts = [*self.conditions, *(f"not {name}" for name in self.unless)]
-        return " and ".join(parts)
+#: One transition of the lease machine: the connection table's row type over ``LeaseState``.
+LeaseRow = Row[LeaseState]
 
 
 _X, _F, _C, _H, _R = (
@@ -153,15 +138,5 @@ LEASE_TRIGGERS: Final[tuple[str, ...]] = tuple(
 
 
 def lease_transition_dicts() -> list[dict[str, object]]:
-    """The table in the form ``transitions.Machine(transitions=...)`` takes."""
-    return [
-        {
-            "trigger": row.trigger,
-            "source": list(row.sources),
-            "dest": row.dest,
-            "conditions": list(row.conditions),
-            "unless": list(row.unless),
-            "before": list(row.before),
-        }
-        for row in LEASE_TRANSITIONS
-    ]
+    """The lease table in the form ``transitions.Machine(transitions=...)`` takes."""
+    return table_dicts(LEASE_TRANSITIONS)
