@@ -10,7 +10,7 @@ from transitions import Machine, MachineError
 from streamfsm._core.core import ConnectionCore
 from streamfsm._core.machine import TRANSITIONS, TRIGGERS, Row, State, transition_dicts
 
-GUARDS = ("has_symbols", "started", "is_fatal", "breaker_trips", "forced")
+GUARDS = ("has_symbols", "started", "is_fatal", "predecessor_connected", "breaker_trips", "forced")
 
 
 class GuardModel:

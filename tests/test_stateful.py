@@ -43,7 +43,9 @@ from streamfsm.credentials import Credentials
 from streamfsm.errors import (
     SERVER_ERRORS,
     ConnectionClosedError,
+    ConnectionLimitError,
     InvalidTransitionError,
+    PredecessorStillConnectedError,
     StreamError,
     SymbolLimitError,
     TransportError,
@@ -67,6 +69,10 @@ AUTOMATIC = {"backoff_elapsed", "cooldown_elapsed"}
 QUIET = {State.IDLE, State.BACKOFF, State.CIRCUIT_OPEN, State.STOPPED}
 TRANSIENT_CODES = sorted(code for code, spec in SERVER_ERRORS.items() if not spec.fatal)
 FATAL_CODES = sorted(code for code, spec in SERVER_ERRORS.items() if spec.fatal)
+#: The cool-downs a takeover 406 asks for: from below the backoff's initial delay to beyond the
+#: breaker's longest cool-down. The shortest one sets how many such attempts fit in a window.
+MIN_RETRY_AFTER = 0.5
+retry_afters = st.floats(min_value=MIN_RETRY_AFTER, max_value=120.0)
 
 symbols = st.frozensets(st.sampled_from(UNIVERSE), max_size=3)
 channel_sets = st.builds(Subscription, trades=symbols, quotes=symbols, bars=symbols)
@@ -80,6 +86,16 @@ def is_edge(record: TransitionRecord) -> bool:
         if row.trigger == record.trigger and record.src in sources and record.dst == dest:
             return True
     return False
+
+
+def most_in_window(times: list[float], window: float) -> int:
+    """The largest number of ``times`` (ascending) within any closed window of ``window`` s."""
+    most = start = 0
+    for end, moment in enumerate(times):
+        while times[start] < moment - window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 class ControllerMachine(RuleBasedStateMachine):
@@ -102,9 +118,11 @@ class ControllerMachine(RuleBasedStateMachine):
         self.server_set = EMPTY
         self.pending: list[SendChange] = []
         self.attempt_times: list[float] = []
+        self.attempts_after_takeover_406: list[float] = []
+        self.retry_after_of: dict[int, float] = {}
         self.waits: list[tuple[str, float, float]] = []
         self.fatal_stop = False
-        self.entered_wait: tuple[State, float, float] | None = None
+        self.entered_wait: tuple[State, float, float, bool] | None = None
         self.loop = asyncio.new_event_loop()
         self.callback_calls = 0
         self.dispatcher = Dispatcher(
@@ -132,15 +150,18 @@ class ControllerMachine(RuleBasedStateMachine):
     def _observe(self) -> None:
         """Bookkeeping after each step: attempts, waits, pending server work."""
         for record in self.records[self.seen_records :]:
-            if record.dst == "connecting" and record.trigger in AUTOMATIC:
-                self.attempt_times.append(record.monotonic)
             if record.dst in ("backoff", "circuit_open") and record.src != record.dst:
                 assert record.delay is not None
-                self.entered_wait = (State(record.dst), record.monotonic, record.delay)
+                takeover = record.error == PredecessorStillConnectedError.__name__
+                self.entered_wait = (State(record.dst), record.monotonic, record.delay, takeover)
             if record.trigger in AUTOMATIC:
                 assert self.entered_wait is not None
-                _, since, delay = self.entered_wait
+                _, since, delay, takeover = self.entered_wait
                 self.waits.append((record.trigger, record.monotonic - since, delay))
+                if takeover:
+                    self.attempts_after_takeover_406.append(record.monotonic)
+                else:
+                    self.attempt_times.append(record.monotonic)
         self.seen_records = len(self.records)
         event(f"state={self.core.state.value}")
         self.pending.extend(self.port.changes)
@@ -224,6 +245,18 @@ class ControllerMachine(RuleBasedStateMachine):
             self.fatal_stop = True
         else:
             assert self.core.state in (State.BACKOFF, State.CIRCUIT_OPEN)
+
+    @precondition(lambda self: self.core.state in (State.CONNECTING, State.SUBSCRIBED))
+    @rule(retry_after=retry_afters)
+    def predecessor_still_connected(self, retry_after: float) -> None:
+        """A 406 after a takeover: backoff for retry_after, the breaker's count untouched."""
+        plain = ConnectionLimitError()
+        error = PredecessorStillConnectedError.after(plain, retry_after=retry_after)
+        failures = self.core.breaker.failures
+        self._submit(SessionEnded(self._session(), error))
+        assert self.core.state is State.BACKOFF
+        assert self.core.breaker.failures == failures
+        self.retry_after_of[self.records[-1].seq] = retry_after
 
     @precondition(lambda self: self.core.state in (State.CONNECTING, State.SUBSCRIBED))
     @rule(clean=st.booleans())
@@ -328,7 +361,12 @@ class ControllerMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_reconnect_storm(self) -> None:
-        """4. Automatic attempts in any cool-down window stay under the policy's bound."""
+        """4. Automatic attempts in any cool-down window stay under the policy's bound.
+
+        Attempts that end a takeover 406's wait are bounded apart: the breaker does not see
+        them, so they add nothing to the breaker's bound, and each waited its retry_after, so
+        at most ``window / MIN_RETRY_AFTER + 1`` of them fit in a window.
+        """
         window = CONFIG.breaker.cooldown
         threshold = CONFIG.breaker.failure_threshold
         bound = threshold * (1 + math.ceil(window / CONFIG.healthy_after)) + 1
@@ -336,12 +374,9 @@ class ControllerMachine(RuleBasedStateMachine):
             assert waited >= delay - 1e-9, "a timer fired early"
             if trigger == "cooldown_elapsed":
                 assert waited >= CONFIG.breaker.cooldown - 1e-9, "breaker probed before cool-down"
-        times = self.attempt_times
-        start = 0
-        for end, moment in enumerate(times):
-            while times[start] < moment - window:
-                start += 1
-            assert end - start + 1 <= bound
+        assert most_in_window(self.attempt_times, window) <= bound
+        takeover_bound = math.floor(window / MIN_RETRY_AFTER) + 1
+        assert most_in_window(self.attempts_after_takeover_406, window) <= takeover_bound
 
     @invariant()
     def acknowledged_equals_desired(self) -> None:
@@ -373,9 +408,15 @@ class ControllerMachine(RuleBasedStateMachine):
 
     @invariant()
     def backoff_delays_within_bounds(self) -> None:
-        """9. Each backoff delay lies in the policy's bounds (406 waits its own cool-down)."""
+        """9. Each backoff delay lies in the policy's bounds (406 waits its own cool-down).
+
+        A takeover 406 goes to backoff, never to circuit_open, for exactly its retry_after.
+        """
         for record in self.records:
-            if record.dst == "backoff" and record.src != "backoff":
+            if record.error == PredecessorStillConnectedError.__name__:
+                assert record.dst == "backoff"
+                assert record.delay == self.retry_after_of[record.seq]
+            elif record.dst == "backoff" and record.src != "backoff":
                 assert record.delay is not None
                 if record.code == 406:
                     assert record.delay == CONFIG.connection_limit_cooldown

@@ -56,7 +56,8 @@ INVARIANTS: Final[tuple[Invariant, ...]] = (
     Invariant(
         4,
         "No connection attempt while the breaker is open before its cool-down; attempts per "
-        "window stay under the backoff bound (no reconnect storm).",
+        "window stay under the backoff bound (no reconnect storm); attempts after a takeover 406 "
+        "are bounded apart, by its `retry_after`.",
         (f"{_STATEFUL}.no_reconnect_storm",),
     ),
     Invariant(
@@ -97,7 +98,9 @@ INVARIANTS: Final[tuple[Invariant, ...]] = (
     Invariant(
         9,
         "The backoff delay for attempt n lies in the policy's bounds and never exceeds its "
-        "maximum.",
+        "maximum; a 406 waits `connection_limit_cooldown`, a takeover 406 "
+        "(`PredecessorStillConnectedError`) exactly its `retry_after`, in `backoff`, never in "
+        "`circuit_open`.",
         (f"{_STATEFUL}.backoff_delays_within_bounds", "tests/test_policies.py"),
     ),
     Invariant(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -43,8 +43,12 @@ _REGENERATE: Final = f"python -m tools.statedoc --write {DOCUMENT_PATH}"
 _DIFF_LINES_SHOWN: Final = 40
 _DIFF_CONTEXT: Final = 1
 
-#: The guard that marks a fatal error's row (``attempt_failed`` and ``connection_lost``).
-_FATAL_GUARD: Final = "is_fatal"
+#: The guards that read the error a trigger carries, as predicates on the error's class: the
+#: document evaluates them per class to tell which rows an error can take.
+_ERROR_GUARDS: Final[Mapping[str, Callable[[type[errors.StreamError]], bool]]] = {
+    "is_fatal": lambda cls: cls.fatal,
+    "predecessor_connected": lambda cls: issubclass(cls, errors.PredecessorStillConnectedError),
+}
 #: Triggers by which a session ends with an error, and the state they are fired in.
 _SESSION_END_TRIGGERS: Final = ("attempt_failed", "connection_lost")
 #: The classes whose instances end a session below the Alpaca code table, with the triggers they
@@ -54,9 +58,16 @@ _SESSION_ERROR_ROOTS: Final[tuple[tuple[type[errors.StreamError], tuple[str, ...
     (errors.StaleConnectionError, ("data_stale",)),
     (errors.RemoteProtocolError, _SESSION_END_TRIGGERS),
     (errors.InternalError, _SESSION_END_TRIGGERS),
+    (errors.PredecessorStillConnectedError, _SESSION_END_TRIGGERS),
 )
 #: Errors that refuse one subscription change and leave the session as it is.
 _CHANGE_REFUSALS: Final = (errors.ChangeIgnoredError,)
+#: What the table cannot say about an error's delay and the breaker, said once per class.
+_DELAY_NOTES: Final[Mapping[type[errors.StreamError], str]] = {
+    errors.PredecessorStillConnectedError: (
+        "the delay is the error's `retry_after`, and the breaker does not count the failure"
+    ),
+}
 
 
 def _code(text: str) -> str:
@@ -77,31 +88,57 @@ def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
 # ---------------------------------------------------------------- what an error leads to
 
 
-def _outcome(rows: Sequence[TableRow], trigger: str, *, fatal: bool) -> str:
-    """Where a (non-)fatal error of ``trigger`` leads: ``in `s`: `a` or `b` via `t```."""
-    taken = [
-        row for row in rows if row.trigger == trigger and (_FATAL_GUARD in row.conditions) == fatal
-    ]
-    sources = dict.fromkeys(source.value for row in taken for source in row.sources)
-    dests = dict.fromkeys(row.dest.value for row in taken if row.dest is not None)
-    where = ", ".join(_code(str(source)) for source in sources)
-    to = " or ".join(_code(str(dest)) for dest in dests)
+def _applies(row: TableRow, error: type[errors.StreamError]) -> bool:
+    """False when a guard on the error rules ``row`` out for ``error``; other guards may hold."""
+    return all(
+        _ERROR_GUARDS[name](error) for name in row.conditions if name in _ERROR_GUARDS
+    ) and not any(_ERROR_GUARDS[name](error) for name in row.unless if name in _ERROR_GUARDS)
+
+
+def _outcome(rows: Sequence[TableRow], trigger: str, error: type[errors.StreamError]) -> str:
+    """Where ``error`` carried by ``trigger`` leads: ``in `s`: `a` or `b` via `t```.
+
+    Rows are tried in table order per source state; a row guarded only by guards on the error
+    (or unguarded) decides for its sources, so the rows after it are out of reach there.
+    """
+    decided: set[object] = set()
+    sources: dict[str, None] = {}
+    dests: dict[str, None] = {}
+    for row in rows:
+        if row.trigger != trigger or not _applies(row, error):
+            continue
+        reached = [source for source in row.sources if source not in decided]
+        if not reached:
+            continue
+        sources.update(dict.fromkeys(str(source.value) for source in reached))
+        if row.dest is not None:
+            dests[str(row.dest.value)] = None
+        if all(name in _ERROR_GUARDS for name in (*row.conditions, *row.unless)):
+            decided.update(reached)
+    where = ", ".join(_code(source) for source in sources)
+    to = " or ".join(_code(dest) for dest in dests)
     return f"in {where}: {to} via `{trigger}`"
 
 
 def error_consequence(
-    rows: Sequence[TableRow], triggers: Sequence[str], *, fatal: bool, rejects_change: bool = False
+    rows: Sequence[TableRow],
+    triggers: Sequence[str],
+    error: type[errors.StreamError],
+    *,
+    rejects_change: bool = False,
 ) -> str:
-    """What the controller does with an error, read from the rows of its triggers."""
+    """What the controller does with ``error``, read from the rows of its triggers."""
     parts = []
     for trigger in triggers:
         if rejects_change and trigger == "connection_lost":
             continue
-        parts.append(_outcome(rows, trigger, fatal=fatal))
+        parts.append(_outcome(rows, trigger, error))
     if rejects_change:
         parts.append("while `subscribed`: the subscription change is refused, the session stays")
-    if fatal:
+    if error.fatal:
         parts.append("never retried")
+    if error in _DELAY_NOTES:
+        parts.append(_DELAY_NOTES[error])
     return "; ".join(parts)
 
 
@@ -116,7 +153,7 @@ def _server_error_rows(rows: Sequence[TableRow]) -> list[tuple[str, ...]]:
     body: list[tuple[str, ...]] = []
     for _, spec in sorted(errors.SERVER_ERRORS.items()):
         text = error_consequence(
-            rows, _SESSION_END_TRIGGERS, fatal=spec.fatal, rejects_change=spec.rejects_change
+            rows, _SESSION_END_TRIGGERS, spec.error_class, rejects_change=spec.rejects_change
         )
         if spec.code == errors.ConnectionLimitError.code:
             text += (
@@ -151,9 +188,9 @@ def _other_error_rows(rows: Sequence[TableRow]) -> list[tuple[str, ...]]:
     for cls, triggers in triggers_of.items():
         refusal = issubclass(cls, _CHANGE_REFUSALS)
         text = (
-            error_consequence(rows, (), fatal=cls.fatal, rejects_change=True)
+            error_consequence(rows, (), cls, rejects_change=True)
             if refusal
-            else error_consequence(rows, triggers, fatal=cls.fatal)
+            else error_consequence(rows, triggers, cls)
         )
         body.append(
             (

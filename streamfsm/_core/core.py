@@ -59,9 +59,9 @@ from streamfsm._core.subscriptions import (
 from streamfsm._core.upkeep import CoreUpkeep, reason_of
 from streamfsm.config import StreamConfig
 from streamfsm.errors import (
-    ConnectionLimitError,
     InternalError,
     InvalidTransitionError,
+    PredecessorStillConnectedError,
     ServerError,
     StreamError,
 )
@@ -271,6 +271,10 @@ class ConnectionCore(CoreUpkeep):
         error = event.kwargs.get("error")
         return isinstance(error, StreamError) and error.fatal
 
+    def predecessor_connected(self, event: EventData) -> bool:
+        """A 406 after a takeover: the old holder's socket is not reaped yet (not our failure)."""
+        return isinstance(event.kwargs.get("error"), PredecessorStillConnectedError)
+
     def breaker_trips(self, _event: EventData) -> bool:
         """Counting this failure opens the breaker (always when a probe failed)."""
         return not self.session_healthy and self.breaker.trips_on_failure()
@@ -338,22 +342,16 @@ class ConnectionCore(CoreUpkeep):
 
     def _enter_backoff(self, event: EventData) -> None:
         self._close_session(event.event.name)
-        delay = self.backoff.next_delay()
-        if isinstance(event.kwargs.get("error"), ConnectionLimitError):
-            delay = max(delay, self.config.connection_limit_cooldown)
-        self.last_delay = delay
-        self._arm(Timer.BACKOFF, delay)
+        self.last_delay = self._backoff_delay(event.kwargs.get("error"))
+        self._arm(Timer.BACKOFF, self.last_delay)
 
     def _exit_backoff(self, _event: EventData) -> None:
         self._disarm(Timer.BACKOFF)
 
     def _enter_circuit_open(self, event: EventData) -> None:
         self._close_session(event.event.name)
-        delay = self.breaker.open()
-        if isinstance(event.kwargs.get("error"), ConnectionLimitError):
-            delay = max(delay, self.config.connection_limit_cooldown)
-        self.last_delay = delay
-        self._arm(Timer.COOLDOWN, delay)
+        self.last_delay = self._cooldown_delay(event.kwargs.get("error"))
+        self._arm(Timer.COOLDOWN, self.last_delay)
 
     def _exit_circuit_open(self, _event: EventData) -> None:
         self._disarm(Timer.COOLDOWN)

@@ -160,6 +160,13 @@ TRANSITIONS: Final[tuple[Row[State], ...]] = (
     Row(
         "attempt_failed",
         (_C,),
+        _B,
+        conditions=("predecessor_connected",),
+        effects="close the session; wait the error's retry_after, uncounted by the breaker",
+    ),
+    Row(
+        "attempt_failed",
+        (_C,),
         _O,
         conditions=("breaker_trips",),
         before=("record_failure",),
@@ -179,6 +186,13 @@ TRANSITIONS: Final[tuple[Row[State], ...]] = (
         _X,
         conditions=("is_fatal",),
         effects="keep the typed error; never retry",
+    ),
+    Row(
+        "connection_lost",
+        (_S,),
+        _B,
+        conditions=("predecessor_connected",),
+        effects="wait the error's retry_after, uncounted by the breaker",
     ),
     Row(
         "connection_lost",

@@ -24,7 +24,15 @@ from streamfsm._core.machine import State
 from streamfsm._core.policies import Backoff, Breaker, ChannelActivity, StaleWatchdog
 from streamfsm._core.records import TransitionRecord
 from streamfsm._core.subscriptions import CHANNELS, SUBSCRIBE, Subscription, SubscriptionBook
-from streamfsm.errors import ChangeIgnoredError, InternalError, ServerError, StreamError
+from streamfsm.config import StreamConfig
+from streamfsm.errors import (
+    ChangeIgnoredError,
+    ConnectionLimitError,
+    InternalError,
+    PredecessorStillConnectedError,
+    ServerError,
+    StreamError,
+)
 
 if TYPE_CHECKING:
     from transitions import EventData
@@ -36,6 +44,7 @@ class CoreUpkeep:
     """Helpers of the connection core; the core's ``__init__`` sets every field below."""
 
     state: State
+    config: StreamConfig
     clock: Callable[[], float]
     wall: Callable[[], datetime]
     correlation_id: str
@@ -108,6 +117,27 @@ class CoreUpkeep:
     def _disarm(self, timer: Timer) -> None:
         if self._armed.pop(timer, None) is not None:
             self.outbox.append(CancelTimer(timer))
+
+    def _backoff_delay(self, error: object) -> float:
+        """The wait in ``backoff`` after ``error``.
+
+        A ``PredecessorStillConnectedError`` waits exactly its ``retry_after`` and leaves the
+        backoff schedule where it was (the refusal is not a failure of ours); any other 406 waits
+        at least ``connection_limit_cooldown``; everything else the next jittered delay.
+        """
+        if isinstance(error, PredecessorStillConnectedError):
+            return error.retry_after
+        delay = self.backoff.next_delay()
+        if isinstance(error, ConnectionLimitError):
+            delay = max(delay, self.config.connection_limit_cooldown)
+        return delay
+
+    def _cooldown_delay(self, error: object) -> float:
+        """Open the breaker and return its cool-down; a 406 waits at least its own cool-down."""
+        delay = self.breaker.open()
+        if isinstance(error, ConnectionLimitError):
+            delay = max(delay, self.config.connection_limit_cooldown)
+        return delay
 
     def _arm_stale(self) -> None:
         """(Re)arm the watchdog for the confirmed set; disarmed when nothing is watched."""

@@ -25,6 +25,7 @@ The hierarchy::
         ├── AuthTimeoutError             404 auth timeout
         ├── SymbolLimitError             405 symbol limit exceeded
         ├── ConnectionLimitError         406 connection limit exceeded
+        │   └── PredecessorStillConnectedError 406 after a takeover, before the old socket is reaped
         ├── SlowClientError              407 slow client
         ├── InsufficientSubscriptionError 409 insufficient subscription
         ├── InvalidActionError           410 invalid subscribe action for this feed
@@ -33,9 +34,12 @@ The hierarchy::
         └── InternalServerError          500 internal error
 
 Every error says whether it is ``fatal``: a fatal error ends the lifecycle in ``stopped`` and is
-never retried, a transient one leads to ``backoff`` or ``circuit_open``. ``SERVER_ERRORS`` is the
-one table that maps Alpaca codes to classes, documented messages and that classification; the
-protocol, the simulator and the state diagram all read it.
+never retried, a transient one leads to ``backoff`` or ``circuit_open``
+(``PredecessorStillConnectedError`` always to ``backoff``, for its own ``retry_after``: the
+breaker does not count it). ``SERVER_ERRORS`` is the one table that maps Alpaca codes to classes,
+documented messages and that classification; the protocol, the simulator and the state diagram
+all read it. It maps 406 to ``ConnectionLimitError``: only the cluster, which knows a takeover
+just happened, turns a 406 into ``PredecessorStillConnectedError``.
 
 No message of any class here may contain a secret: errors are built from codes, field names and
 redacted fingerprints only.
@@ -64,6 +68,7 @@ from streamfsm.errors._classes import (
     MissingCredentialsError,
     MsgpackOnlyError,
     NotAuthenticatedError,
+    PredecessorStillConnectedError,
     RemoteProtocolError,
     ServerError,
     ShutdownTimeoutError,
@@ -98,6 +103,7 @@ __all__ = [
     "MissingCredentialsError",
     "MsgpackOnlyError",
     "NotAuthenticatedError",
+    "PredecessorStillConnectedError",
     "RemoteProtocolError",
     "ServerError",
     "ServerErrorSpec",
