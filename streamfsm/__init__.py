@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streamfsm import errors
 from streamfsm._core.machine import State
+from streamfsm.cluster.config import ClusterConfig
 from streamfsm.config import (
     BackoffPolicy,
     BreakerPolicy,
@@ -21,6 +22,7 @@ from streamfsm.credentials import Credentials
 __all__ = [
     "BackoffPolicy",
     "BreakerPolicy",
+    "ClusterConfig",
     "Credentials",
     "Encoding",
     "Feed",

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+import attrs
 
 from streamfsm._aio.dispatch import Delivery, Dispatcher
 from streamfsm._aio.session import Session
@@ -32,7 +34,7 @@ from streamfsm._core.commands import (
 from streamfsm._core.core import ConnectionCore
 from streamfsm._core.machine import State
 from streamfsm._core.runner import Runner
-from streamfsm._core.subscriptions import CHANNELS
+from streamfsm._core.subscriptions import CHANNELS, Subscription
 from streamfsm._core.tracking import DataTracker, GapReport
 from streamfsm._validate import require_timeout
 from streamfsm.config import StreamConfig
@@ -40,9 +42,54 @@ from streamfsm.credentials import Credentials
 from streamfsm.errors import StreamError
 from streamfsm.logs import StreamLogger
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "SessionContext", "SessionFactory", "SessionLike", "alpaca_session"]
 
 Callback = Callable[[Any], object]
+
+
+class SessionLike(Protocol):
+    """What the engine runs for one connection epoch (a :class:`Session`, or a cluster's bus)."""
+
+    async def run(self) -> None:
+        """The task's body: connect, stream, report the outcome to the core; never raises."""
+
+    async def send_change(self, action: str, symbols: Subscription) -> None:
+        """Send one subscription change on the live session."""
+
+
+@attrs.frozen
+class SessionContext:
+    """Everything a session needs from its engine: where facts, data and errors go."""
+
+    config: StreamConfig
+    credentials: Credentials
+    send: Callable[[Input], None]
+    report: Callable[[StreamError], None]
+    tracker: DataTracker
+    dispatcher: Dispatcher
+    clock: Callable[[], float]
+    log: StreamLogger
+    raw_frames: bool
+
+
+#: Builds the session of one epoch; the default opens an Alpaca WebSocket.
+SessionFactory = Callable[[OpenSession, SessionContext], SessionLike]
+
+
+def alpaca_session(command: OpenSession, context: SessionContext) -> SessionLike:
+    """A session on Alpaca's WebSocket (the default factory)."""
+    return Session(
+        command,
+        config=context.config,
+        credentials=context.credentials,
+        send=context.send,
+        report=context.report,
+        tracker=context.tracker,
+        dispatcher=context.dispatcher,
+        clock=context.clock,
+        log=context.log,
+        raw_frames=context.raw_frames,
+    )
 
 
 class Engine:
@@ -60,6 +107,9 @@ class Engine:
         on_error: the user's ``on_error`` callback, or None.
         on_gap: the user's ``on_gap`` callback, or None.
         on_handled: called after every input (wakes threads waiting on the state).
+        session_factory: builds each epoch's session (default: Alpaca's WebSocket).
+        on_stopping: awaited once per stop, after the sessions were told to close (a cluster
+            member leaves its lease there); a stop waits for it as for the sessions.
     """
 
     def __init__(
@@ -76,8 +126,12 @@ class Engine:
         on_gap: Callback | None,
         on_handled: Callable[[], None],
         raw_frames: bool = False,
+        session_factory: SessionFactory = alpaca_session,
+        on_stopping: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.core = core
+        self._session_factory = session_factory
+        self._on_stopping = on_stopping
         self._raw_frames = raw_frames
         self._config = config
         self._credentials = credentials
@@ -100,7 +154,9 @@ class Engine:
         #: The task delivering user callbacks (an ``astop()`` from it must not await the engine).
         self.dispatch_task: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
-        self._sessions: dict[int, tuple[Session, asyncio.Task[None]]] = {}
+        self._sessions: dict[int, tuple[SessionLike, asyncio.Task[None]]] = {}
+        #: The ``on_stopping`` work of the latest stop; never cancelled, always awaited.
+        self._leaving: asyncio.Task[None] | None = None
         #: Session and send tasks not yet finished, closed ones included: a stop awaits them.
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -171,6 +227,15 @@ class Engine:
         """
         self.dispatcher.close()
         self.handle(StopRequested(reason))
+        leaving = self._leaving
+        if (
+            self._on_stopping is not None
+            and self._group is not None
+            and (leaving is None or leaving.done())
+        ):
+            self._leaving = self._track(
+                self._group.create_task(self._on_stopping(), name="streamfsm-leaving")
+            )
 
     async def stop(self, reason: str = "user") -> None:
         """Stop the machine and wait until no session task and no socket remains."""
@@ -201,7 +266,8 @@ class Engine:
                     self.stop_now("shutdown")
                 self.dispatcher.close()
                 for task in list(self._tasks):
-                    task.cancel()
+                    if task is not self._leaving:
+                        task.cancel()
         finally:
             self._group = None
             self.dispatch_task = None
@@ -218,6 +284,7 @@ class Engine:
             channel=report.channel,
             last_seen_before=before.isoformat() if before else None,
             first_seen_after=report.first_seen_after.isoformat(),
+            reason=report.reason,
         )
         if self._on_gap is not None:
             self.dispatcher.notify(self._on_gap, report)
@@ -229,18 +296,7 @@ class Engine:
         if self._group is None:
             # Only a running machine opens sessions, and the machine runs only while the loop does.
             raise RuntimeError("a session was asked for with no event loop running")
-        session = Session(
-            command,
-            config=self._config,
-            credentials=self._credentials,
-            send=self.handle,
-            report=self.report_error,
-            tracker=self._tracker,
-            dispatcher=self.dispatcher,
-            clock=self._clock.monotonic,
-            log=self._log,
-            raw_frames=self._raw_frames,
-        )
+        session = self._session_factory(command, self.session_context())
         task = self._track(
             self._group.create_task(session.run(), name=f"streamfsm-session-{command.epoch}")
         )
@@ -271,6 +327,20 @@ class Engine:
         )
         if self._on_error is not None:
             self.dispatcher.notify(self._on_error, error)
+
+    def session_context(self) -> SessionContext:
+        """Where this engine's sessions send facts, data and errors."""
+        return SessionContext(
+            config=self._config,
+            credentials=self._credentials,
+            send=self.handle,
+            report=self.report_error,
+            tracker=self._tracker,
+            dispatcher=self.dispatcher,
+            clock=self._clock.monotonic,
+            log=self._log,
+            raw_frames=self._raw_frames,
+        )
 
     # ------------------------------------------------------------ helpers
 

@@ -12,7 +12,42 @@ from streamfsm._core.policies import BreakerState
 from streamfsm._core.subscriptions import CHANNELS, Subscription
 from streamfsm._core.tracking import DataTracker, GapReport
 
-__all__ = ["Health", "snapshot"]
+__all__ = ["BusFigures", "ClusterReading", "Health", "snapshot"]
+
+
+@attrs.frozen(kw_only=True)
+class BusFigures:
+    """What crossed the bus for this member.
+
+    Attributes:
+        frames_received: relayed frames that arrived.
+        frames_published: frames this member relayed as holder (every tenure).
+        publish_refused: frames not relayed because the lease no longer allowed it.
+        gaps: sequence jumps seen (frames lost on the bus).
+        missing_frames: frames those jumps skipped.
+        handovers: new tenures seen after the first.
+        stale_frames: frames of an older tenure, dropped.
+        malformed_frames: bus messages that were not relayed frames.
+    """
+
+    frames_received: int = 0
+    frames_published: int = 0
+    publish_refused: int = 0
+    gaps: int = 0
+    missing_frames: int = 0
+    handovers: int = 0
+    stale_frames: int = 0
+    malformed_frames: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class ClusterReading:
+    """The cluster part of ``health()``: role, tenure, members and the bus."""
+
+    role: str | None
+    lease_epoch: int | None
+    members: tuple[str, ...]
+    bus: BusFigures
 
 
 @attrs.frozen(kw_only=True)
@@ -46,6 +81,15 @@ class Health:
     gaps_reported: int = 0
     #: Each delivery's wait between its frame's arrival and its callbacks; None before a loop.
     delivery_lag: LagSnapshot | None = None
+    #: Cluster mode: ``holder`` or ``follower`` (None when not clustered or not yet joined).
+    role: str | None = None
+    #: Cluster mode: the tenure of the shared connection (the lease's revision) this member
+    #: holds or follows; None before one is known.
+    lease_epoch: int | None = None
+    #: Cluster mode: the members whose interest the holder sees.
+    cluster_members: tuple[str, ...] = ()
+    #: Cluster mode: what crossed the bus for this member.
+    bus: BusFigures | None = None
 
 
 def snapshot(
@@ -54,6 +98,8 @@ def snapshot(
     tracker: DataTracker,
     dispatcher: Dispatcher | None,
     now: float,
+    *,
+    cluster: ClusterReading | None = None,
 ) -> Health:
     """The controller's health at monotonic time ``now``; take it on the controller's loop.
 
@@ -90,4 +136,8 @@ def snapshot(
         last_error=f"{type(error).__name__}: {error}" if error is not None else None,
         gaps_reported=tracker.gaps_reported,
         delivery_lag=dispatcher.lag_histogram.snapshot() if dispatcher is not None else None,
+        role=cluster.role if cluster is not None else None,
+        lease_epoch=cluster.lease_epoch if cluster is not None else None,
+        cluster_members=cluster.members if cluster is not None else (),
+        bus=cluster.bus if cluster is not None else None,
     )

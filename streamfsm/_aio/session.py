@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from streamfsm._aio.dispatch import Dispatcher
 from streamfsm._aio.transport import Connection, open_transport
@@ -63,8 +63,12 @@ class Session:
         clock: Callable[[], float],
         log: StreamLogger,
         raw_frames: bool = False,
+        tap: Callable[[bytes | str], Awaitable[object]] | None = None,
     ) -> None:
         self.epoch = command.epoch
+        #: Awaited with every frame received while streaming, before it is decoded (a cluster
+        #: holder relays frames there); None on the plain path.
+        self._tap = tap
         self.connection_id = command.connection_id
         self._subscription = command.subscription
         self._config = config
@@ -160,6 +164,17 @@ class Session:
         observe = self._tracker.observe
         put = self._dispatcher.put
         clock = self._clock
+        tap = self._tap
+        if tap is not None:
+            while True:
+                frame = await recv()
+                await tap(frame)
+                now = clock()
+                data = receive(frame, now)
+                if data:
+                    put(data, now, observe(data, now))
+                if pending:
+                    self._events()
         while True:
             frame = await recv()
             now = clock()

@@ -37,7 +37,20 @@ from streamfsm.models import (
     UpdatedBar,
 )
 
-__all__ = ["CHANNEL_OF", "CHANNEL_OF_TAG", "DataTracker", "GapReport"]
+__all__ = [
+    "CHANNEL_OF",
+    "CHANNEL_OF_TAG",
+    "GAP_BUS",
+    "GAP_CONNECTION_LOST",
+    "GAP_HANDOVER",
+    "DataTracker",
+    "GapReport",
+]
+
+#: The reasons a gap opens (:attr:`GapReport.reason`).
+GAP_CONNECTION_LOST: Final = "connection_lost"
+GAP_BUS: Final = "bus_gap"
+GAP_HANDOVER: Final = "handover"
 
 #: The channel each fast model type arrives on; corrections and cancels come with ``trades``
 #: but are counted apart, so the last trade of the channel is a trade.
@@ -87,7 +100,11 @@ class GapReport:
             outage (None if none arrived): the stream was complete for the pair up to then.
         first_seen_after: exchange time of the first message after the reconnect.
         lost_at: wall-clock UTC time the connection was lost.
-        epoch: the connection epoch that was lost (its journal records carry the same).
+        epoch: the connection epoch that was lost (its journal records carry the same); in
+            cluster mode, for a bus gap or a handover, the relay's tenure (the lease epoch).
+        reason: why data stopped: ``connection_lost`` (this process's session ended),
+            ``bus_gap`` (relayed frames were lost on the cluster bus) or ``handover`` (the
+            cluster's connection changed hands).
     """
 
     symbol: str
@@ -96,6 +113,7 @@ class GapReport:
     first_seen_after: datetime
     lost_at: datetime
     epoch: int = 0
+    reason: str = "connection_lost"
 
 
 class DataTracker:
@@ -112,7 +130,7 @@ class DataTracker:
         self.recent_gaps: collections.deque[GapReport] = collections.deque(maxlen=RECENT_GAPS)
         #: Gap reports closed so far (``recent_gaps`` keeps only the latest).
         self.gaps_reported = 0
-        self._open: dict[tuple[str, str], tuple[datetime | None, datetime, int]] = {}
+        self._open: dict[tuple[str, str], tuple[datetime | None, datetime, int, str]] = {}
         #: Channels with at least one open gap: only their frames are searched for symbols.
         self._open_channels: dict[str, int] = {}
 
@@ -184,7 +202,13 @@ class DataTracker:
                 for symbol in (*symbols, _ANY_SYMBOL) if channel == "news" else symbols:
                     self._close((channel, symbol), symbol, message)
 
-    def open_gaps(self, desired: Subscription, lost_at: datetime, epoch: int = 0) -> None:
+    def open_gaps(
+        self,
+        desired: Subscription,
+        lost_at: datetime,
+        epoch: int = 0,
+        reason: str = GAP_CONNECTION_LOST,
+    ) -> None:
         """The session of ``epoch`` was lost: every desired pair has a gap until its next message.
 
         A pair whose gap is already open (an outage within an outage) keeps the first one.
@@ -197,6 +221,7 @@ class DataTracker:
                         _timestamp(last) if last is not None else None,
                         lost_at,
                         epoch,
+                        reason,
                     )
                     self._open_channels[channel] = self._open_channels.get(channel, 0) + 1
 
@@ -235,6 +260,7 @@ class DataTracker:
             first_seen_after=_timestamp(message),
             lost_at=opened[1],
             epoch=opened[2],
+            reason=opened[3],
         )
         self.recent_gaps.append(report)
         self.gaps_reported += 1

@@ -63,6 +63,13 @@ class ClusterConfig:
         interest_ttl: how long a process's published interest outlives its last heartbeat.
         replicas: the KV bucket's replica count (3 on a production NATS cluster).
         member: this process's name in the cluster; generated when None.
+        reap_window: how long after taking over a 406 means Alpaca still holds the previous
+            holder's socket (``PredecessorStillConnectedError``) rather than a real second
+            connection; Alpaca reaps a dead socket after about 90 s.
+        takeover_retry: the first cool-down after such a 406, seconds; it doubles per refusal.
+        takeover_retry_max: the cool-down's bound inside the reap window, seconds.
+        connect_timeout: how long connecting to NATS may take before the attempt fails.
+        reconnect_wait: the pause between NATS reconnect attempts, seconds.
     """
 
     url: str = attrs.field(default="nats://127.0.0.1:4222", validator=_nats_url)
@@ -77,6 +84,11 @@ class ClusterConfig:
     interest_ttl: float = attrs.field(default=3.0, validator=_validate.seconds())
     replicas: int = attrs.field(default=1, validator=_replicas)
     member: str | None = attrs.field(default=None)
+    reap_window: float = attrs.field(default=90.0, validator=_validate.seconds(allow_zero=True))
+    takeover_retry: float = attrs.field(default=1.0, validator=_validate.seconds())
+    takeover_retry_max: float = attrs.field(default=8.0, validator=_validate.seconds())
+    connect_timeout: float = attrs.field(default=2.0, validator=_validate.seconds())
+    reconnect_wait: float = attrs.field(default=0.25, validator=_validate.seconds())
 
     def __attrs_post_init__(self) -> None:
         if self.fence_window <= 0:
@@ -86,6 +98,10 @@ class ClusterConfig:
         if self.request_timeout >= self.renew_interval:
             raise ConfigurationError(
                 "request_timeout", "less than lease_ttl / renewals_per_ttl", self.request_timeout
+            )
+        if self.takeover_retry_max < self.takeover_retry:
+            raise ConfigurationError(
+                "takeover_retry_max", "at least takeover_retry", self.takeover_retry_max
             )
         if self.member is not None:
             _cluster_name(self, attrs.fields(ClusterConfig).member, self.member)

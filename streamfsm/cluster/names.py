@@ -64,3 +64,8 @@ class ClusterNames:
     def frames_subject(self) -> str:
         """The subject the holder relays Alpaca frames on."""
         return f"streamfsm.{self.cluster}.{self.scope}.frames"
+
+    @property
+    def status_subject(self) -> str:
+        """The subject the holder publishes its connection's status on."""
+        return f"streamfsm.{self.cluster}.{self.scope}.status"

@@ -18,6 +18,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from streamfsm._aio.arguments import check_arguments, check_channels_handled
 from streamfsm._aio.bridge import EngineBridge, block_until_signalled
@@ -32,8 +33,13 @@ from streamfsm._core.core import ConnectionCore
 from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
 from streamfsm._core.tracking import DataTracker, GapReport
+
+if TYPE_CHECKING:
+    from streamfsm.cluster.node import ClusterNode
+from streamfsm.cluster.config import ClusterConfig
 from streamfsm.config import ModelMode, StreamConfig
 from streamfsm.controller.asyncio_api import AsyncLifecycle
+from streamfsm.controller.membership import check_cluster
 from streamfsm.controller.readings import Readings
 from streamfsm.credentials import Credentials
 from streamfsm.errors import ControllerStoppedError
@@ -85,6 +91,9 @@ class StreamController(Readings, AsyncLifecycle, AlpacaStreamMethods):
         symbols: subscribed on every channel of the market that has a callback.
         correlation_id: stamped on every log event and journal record; generated when None.
         rng: the randomness of backoff jitter (seed it for reproducible runs).
+        cluster: share one Alpaca connection with the other processes of this cluster (same
+            cluster name, key, market and feed) over NATS; needs ``streamfsm[cluster]``. See
+            ``docs/cluster.md``.
     """
 
     def __init__(
@@ -109,6 +118,7 @@ class StreamController(Readings, AsyncLifecycle, AlpacaStreamMethods):
         symbols: Iterable[str] = (),
         correlation_id: str | None = None,
         rng: random.Random | None = None,
+        cluster: ClusterConfig | None = None,
     ) -> None:
         data = {
             "on_quote": on_quote,
@@ -127,8 +137,12 @@ class StreamController(Readings, AsyncLifecycle, AlpacaStreamMethods):
         initial = check_arguments(
             credentials, config, rng, correlation_id, handlers=handlers, symbols=symbols
         )
+        check_cluster(cluster)
         pin_library_loggers()
         self._credentials = credentials
+        self.cluster = cluster
+        #: The cluster membership of the running engine (cluster mode only).
+        self._node: ClusterNode | None = None
         self.config = config if config is not None else StreamConfig()
         self.correlation_id = correlation_id or f"sfsm-{uuid.uuid4().hex[:12]}"
         self._log = StreamLogger(
@@ -154,7 +168,7 @@ class StreamController(Readings, AsyncLifecycle, AlpacaStreamMethods):
             # the core's only writer, and an idle machine produces no command to carry out.
             self.core.handle(SymbolsRequested(add=initial))
         # The loop the engine runs on; a loop opened after close() gets a new engine.
-        new_engine = functools.partial(
+        self._new_engine = functools.partial(
             Engine,
             self.core,
             config=self.config,
@@ -168,9 +182,10 @@ class StreamController(Readings, AsyncLifecycle, AlpacaStreamMethods):
             on_handled=self._feed.changed,
             raw_frames=mode is ModelMode.RAW,
         )
+        self._rng = rng if rng is not None else random.Random()
         self._bridge = EngineBridge(
             f"streamfsm-{self.correlation_id}",
-            new_engine,
+            self._make_engine,
             self.config.command_timeout,
             loop_factory(self.config),
         )
@@ -307,6 +322,22 @@ class StreamController(Readings, AsyncLifecycle, AlpacaStreamMethods):
 
     def _gap_found(self, report: GapReport) -> None:
         self._bridge.gap_found(report)
+
+    def _make_engine(self) -> Engine:
+        """A fresh engine for a new loop; in cluster mode with a membership of its own."""
+        if self.cluster is None:
+            return self._new_engine()
+        from streamfsm.cluster.node import ClusterNode
+
+        node = ClusterNode(
+            self.cluster,
+            config=self.config,
+            credentials=self._credentials,
+            log=self._log,
+            rng=self._rng,
+        )
+        self._node = node
+        return self._new_engine(session_factory=node.session, on_stopping=node.leave)
 
 
 # Controllers still running at interpreter exit are closed gracefully, never mid-frame.

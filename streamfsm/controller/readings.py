@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from streamfsm._core.records import TransitionRecord
     from streamfsm._core.subscriptions import Subscription
     from streamfsm._core.tracking import DataTracker
+    from streamfsm.cluster.node import ClusterNode
     from streamfsm.errors import StreamError
 
 __all__ = ["Readings"]
@@ -38,6 +39,7 @@ class Readings:
     _clock: SystemClock
     _feed: TransitionFeed
     _tracker: DataTracker
+    _node: ClusterNode | None
 
     @property
     def state(self) -> State:
@@ -57,14 +59,26 @@ class Readings:
         """The retained transition records, oldest first."""
         return self._feed.journal.records()
 
+    def lease_journal(self) -> tuple[TransitionRecord, ...]:
+        """Cluster mode: the lease machine's retained records, oldest first (else empty)."""
+        node = self._node
+        return tuple(node.lease_journal) if node is not None else ()
+
     def health(self) -> Health:
         """A consistent snapshot, taken on the controller's loop when one runs."""
         engine = self._bridge.engine
         dispatcher = engine.dispatcher if engine is not None else None
 
+        node = self._node
+
         def take() -> Health:
             return snapshot(
-                self.correlation_id, self.core, self._tracker, dispatcher, self._clock.monotonic()
+                self.correlation_id,
+                self.core,
+                self._tracker,
+                dispatcher,
+                self._clock.monotonic(),
+                cluster=node.reading() if node is not None else None,
             )
 
         return self._bridge.call(take) if self._bridge.running else take()

@@ -14,6 +14,7 @@ The hierarchy::
     ├── InternalError                   an unexpected exception inside streamfsm (a defect)
     ├── ShutdownTimeoutError            stop() gave up waiting for the loop thread to end
     ├── TransportError                  the socket failed: refused, reset, closed, timed out
+    │   ├── BusUnavailableError         cluster mode: the NATS bus is unreachable or was lost
     │   ├── ConnectTimeoutError         no connection, handshake or reply within its deadline
     │   ├── ConnectionClosedError       the peer or the network closed the session
     │   └── StaleConnectionError        the socket stayed open but no market data came
@@ -51,6 +52,7 @@ from streamfsm.errors._classes import (
     AlreadyAuthenticatedError,
     AuthenticationError,
     AuthTimeoutError,
+    BusUnavailableError,
     ChangeIgnoredError,
     ConfigurationError,
     ConnectionClosedError,
@@ -86,6 +88,7 @@ __all__ = [
     "AlreadyAuthenticatedError",
     "AuthTimeoutError",
     "AuthenticationError",
+    "BusUnavailableError",
     "ChangeIgnoredError",
     "ConfigurationError",
     "ConnectTimeoutError",

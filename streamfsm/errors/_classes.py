@@ -9,6 +9,7 @@ __all__ = [
     "AlreadyAuthenticatedError",
     "AuthTimeoutError",
     "AuthenticationError",
+    "BusUnavailableError",
     "ChangeIgnoredError",
     "ConfigurationError",
     "ConnectTimeoutError",
@@ -195,6 +196,13 @@ class ConnectTimeoutError(TransportError):
         self.phase = phase
         self.seconds = seconds
         super().__init__(f"{phase} did not complete within {seconds:g} s")
+
+
+class BusUnavailableError(TransportError):
+    """Cluster mode: the NATS bus that carries the shared connection is unreachable or was lost.
+
+    Transient: the member retries with backoff while the NATS client reconnects.
+    """
 
 
 class ConnectionClosedError(TransportError):
