@@ -108,8 +108,8 @@ class Engine:
         on_gap: the user's ``on_gap`` callback, or None.
         on_handled: called after every input (wakes threads waiting on the state).
         session_factory: builds each epoch's session (default: Alpaca's WebSocket).
-        on_stopping: awaited once per stop, after the sessions were told to close (a cluster
-            member leaves its lease there); a stop waits for it as for the sessions.
+        on_stopping: awaited once per stop, whatever caused it, after the sessions were told to
+            close (a cluster member leaves there); a stop waits for it as for the sessions.
     """
 
     def __init__(
@@ -157,6 +157,8 @@ class Engine:
         self._sessions: dict[int, tuple[SessionLike, asyncio.Task[None]]] = {}
         #: The ``on_stopping`` work of the latest stop; never cancelled, always awaited.
         self._leaving: asyncio.Task[None] | None = None
+        #: True once ``on_stopping`` ran for the current stop.
+        self._left = False
         #: Session and send tasks not yet finished, closed ones included: a stop awaits them.
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -170,6 +172,7 @@ class Engine:
         """
         try:
             self.runner.send(event)
+            self._leave_when_stopped()
             if isinstance(event, SymbolsRequested) and event.remove:
                 # Unsubscribed pairs close their open gaps: no report is owed for them.
                 removed = event.remove
@@ -227,15 +230,6 @@ class Engine:
         """
         self.dispatcher.close()
         self.handle(StopRequested(reason))
-        leaving = self._leaving
-        if (
-            self._on_stopping is not None
-            and self._group is not None
-            and (leaving is None or leaving.done())
-        ):
-            self._leaving = self._track(
-                self._group.create_task(self._on_stopping(), name="streamfsm-leaving")
-            )
 
     async def stop(self, reason: str = "user") -> None:
         """Stop the machine and wait until no session task and no socket remains."""
@@ -348,6 +342,19 @@ class Engine:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def _leave_when_stopped(self) -> None:
+        """Run ``on_stopping`` once per stop, however the machine got there (a user's stop, a
+        fatal error, the loop closing)."""
+        if self._on_stopping is None or self._group is None:
+            return
+        if self.core.state is not State.STOPPED:
+            self._left = False
+        elif not self._left:
+            self._left = True
+            self._leaving = self._track(
+                self._group.create_task(self._on_stopping(), name="streamfsm-leaving")
+            )
 
     def _ensure_dispatching(self) -> None:
         if self._group is not None and (self.dispatch_task is None or self.dispatch_task.done()):

@@ -16,11 +16,9 @@ import collections
 import contextlib
 import random
 import uuid
-from typing import Final
+from typing import Final, cast
 
 import attrs
-import nats
-import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
@@ -131,9 +129,12 @@ class ClusterNode:
 
         Idempotent; never raises (a store that is gone lets the lease and interest expire).
         """
-        if self._joining is not None and not self._joining.done():
-            with contextlib.suppress(BusUnavailableError):
-                await self._joining
+        joining = self._joining
+        if joining is not None and not joining.done():
+            # A join still under way is abandoned, not waited out: a stop must be fast.
+            joining.cancel()
+            with contextlib.suppress(BusUnavailableError, asyncio.CancelledError):
+                await joining
         lease, interest, client = self.lease, self.interest, self.client
         self.lease = self.interest = self.client = None
         self._leaving = True
@@ -199,20 +200,30 @@ class ClusterNode:
 
     async def _join(self) -> None:
         cluster = self.cluster
+        client = Client()
         try:
-            client = await nats.connect(
-                cluster.url,
-                name=self.member,
-                connect_timeout=cluster.connect_timeout,
-                reconnect_time_wait=cluster.reconnect_wait,
-                max_reconnect_attempts=-1,
-                allow_reconnect=True,
-                disconnected_cb=self._disconnected,
-                reconnected_cb=self._reconnected,
-                error_cb=self._error,
-            )
+            # Reconnects are retried for ever once joined; the first connect is one attempt
+            # bounded by connect_timeout, so an unreachable bus is a failure the machine backs
+            # off from.
+            async with asyncio.timeout(cluster.connect_timeout):
+                await client.connect(
+                    cluster.url,
+                    name=self.member,
+                    connect_timeout=cluster.connect_timeout,
+                    # Annotated int in nats-py, but only ever slept on: a fraction is fine.
+                    reconnect_time_wait=cast("int", cluster.reconnect_wait),
+                    max_reconnect_attempts=-1,
+                    allow_reconnect=True,
+                    disconnected_cb=self._disconnected,
+                    reconnected_cb=self._reconnected,
+                    error_cb=self._error,
+                )
         except (OSError, *StoreError) as exc:
-            raise BusUnavailableError(f"NATS at {cluster.url} unreachable: {exc}") from exc
+            await _abandon(client)
+            raise BusUnavailableError(f"NATS at {cluster.url} unreachable: {exc!r}") from exc
+        except asyncio.CancelledError:
+            await _abandon(client)
+            raise
         try:
             js = client.jetstream()
             lease_kv = await open_bucket(
@@ -234,9 +245,11 @@ class ClusterNode:
             )
             await client.flush()
         except (OSError, *StoreError) as exc:
-            with contextlib.suppress(*StoreError):
-                await client.close()
+            await _abandon(client)
             raise BusUnavailableError(f"NATS at {cluster.url} refused the cluster: {exc}") from exc
+        except asyncio.CancelledError:
+            await _abandon(client)
+            raise
         self.client = client
         self.connected = True
         self.interest = InterestPublisher(
@@ -343,3 +356,9 @@ class ClusterNode:
 
     async def _error(self, error: Exception) -> None:
         self.log.debug("bus_error", error_type=type(error).__name__, error=str(error))
+
+
+async def _abandon(client: Client) -> None:
+    """Close a client that never joined; a client that never connected has nothing to close."""
+    with contextlib.suppress(*StoreError):
+        await client.close()
