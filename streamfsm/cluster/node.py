@@ -209,8 +209,9 @@ class ClusterNode:
                 await client.connect(
                     cluster.url,
                     name=self.member,
-                    connect_timeout=cluster.connect_timeout,
-                    # Annotated int in nats-py, but only ever slept on: a fraction is fine.
+                    # Both annotated int in nats-py, but only ever used as asyncio timeouts and
+                    # sleeps, where a fraction of a second is fine.
+                    connect_timeout=cast("int", cluster.connect_timeout),
                     reconnect_time_wait=cast("int", cluster.reconnect_wait),
                     max_reconnect_attempts=-1,
                     allow_reconnect=True,
