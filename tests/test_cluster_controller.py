@@ -302,3 +302,34 @@ def test_an_unreachable_bus_is_a_transient_failure(sim: SimulatorThread, tmp_pat
     finally:
         member.ctl.close()
         server.stop()
+
+
+def test_every_member_recovers_from_a_nats_server_restart(
+    sim: SimulatorThread, nats_server: LocalNatsServer, members: list[Member]
+) -> None:
+    """nats-server killed and restarted: a new tenure serves everyone; the loss is a gap."""
+    members += [
+        Member(sim, nats_server, "n0", ("AAPL",)),
+        Member(sim, nats_server, "n1", ("MSFT",)),
+        Member(sim, nats_server, "n2", ("TSLA",)),
+    ]
+    start_all(members)
+    for member in members:
+        member.more_quotes()
+    old_epoch = holder_of(members).ctl.health().lease_epoch
+    assert old_epoch is not None
+    nats_server.kill()
+    # The holder cannot renew: it fences and closes its Alpaca connection.
+    sim.wait_for(lambda stats: not stats.open_connections, WAIT)
+    nats_server.start()
+    for member in members:
+        member.until(lambda m=member: bool(m.gaps), "a gap", timeout=20)
+        member.more_quotes()
+    epochs = {m.ctl.health().lease_epoch for m in members}
+    assert len(epochs) == 1
+    (new_epoch,) = epochs
+    assert new_epoch is not None
+    assert new_epoch > old_epoch
+    assert {g.reason for m in members for g in m.gaps} <= {"handover", "bus_gap"}
+    assert all(m.ctl.state is State.SUBSCRIBED for m in members)
+    sim.wait_for(lambda stats: len(stats.open_connections) == 1, WAIT)
