@@ -298,9 +298,11 @@ class ClusterNode:
         upstream, self.upstream = self.upstream, None
         if upstream is None:
             return
-        if self._holding is not None:
-            await asyncio.gather(self._holding, return_exceptions=True)
-            self._holding = None
+        holding, self._holding = self._holding, None
+        if holding is not None:
+            # A start still reading the union is abandoned: the fence must not wait for it.
+            holding.cancel()
+            await asyncio.gather(holding, return_exceptions=True)
         await upstream.stop()
         self._before = attrs.evolve(
             self._before,
