@@ -46,17 +46,11 @@ from streamfsm.config import StreamConfig
 from streamfsm.credentials import Credentials
 from streamfsm.errors import (
     ConnectionLimitError,
+    PredecessorStillConnectedError,
     ServerError,
     StreamError,
 )
 from streamfsm.logs import StreamLogger
-
-
-class PredecessorStillConnectedError(ConnectionLimitError):  # TEMP
-    def __init__(self, *, retry_after: float) -> None:
-        super().__init__()
-        self.retry_after = retry_after
-
 
 __all__ = ["UPSTREAM_JOURNAL_SIZE", "Upstream"]
 
@@ -225,9 +219,7 @@ class Upstream:
             self._cluster.takeover_retry_max,
         )
         self._predecessor_refusals += 1
-        successor = PredecessorStillConnectedError(retry_after=retry)
-        successor.__cause__ = error
-        return successor
+        return PredecessorStillConnectedError.after(error, retry_after=retry)
 
     # ------------------------------------------------------------ interest and status
 
