@@ -70,6 +70,7 @@ soak: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.cluster
+	$(BIN)/python -m benchmarks.cluster_failover
 	$(BIN)/python -m benchmarks.run
 
 bench-smoke: $(STAMP)

@@ -26,13 +26,14 @@ import time
 from pathlib import Path
 from typing import IO, Any, Final
 
+from benchmarks import cluster_md
 from streamfsm.cluster.natsd import LocalNatsServer
 from streamfsm.sim import SimConfig, SimulatorThread
 
 __all__ = ["measure"]
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-RESULTS: Final = ROOT / "benchmarks" / "results" / "cluster_failover.json"
+DOCS: Final = ROOT / "docs" / "benchmarks.md"
 ROUNDS: Final = 10
 SMOKE_ROUNDS: Final = 1
 MEMBERS: Final = 3
@@ -165,7 +166,10 @@ def main() -> None:
     results = measure(smoke=args.smoke)
     print(json.dumps(results, indent=2))
     if not args.smoke:
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        cluster_md.FAILOVER.write_text(json.dumps(results, indent=2) + "\n")
+        lease = cluster_md.load()
+        if lease is not None and DOCS.exists():
+            DOCS.write_text(cluster_md.splice(DOCS.read_text(), lease))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ __all__ = ["RESULTS", "load", "saved_section", "section", "splice"]
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "benchmarks" / "results" / "cluster.json"
+#: ``benchmarks.cluster_failover``'s figures: data again at every member, with real processes.
+FAILOVER: Final = ROOT / "benchmarks" / "results" / "cluster_failover.json"
 HEADING: Final = "## Cluster: failover and the bus"
 NEXT_HEADING: Final = "## Reading"
 
@@ -60,6 +62,32 @@ def section(results: dict[str, Any]) -> list[str]:
         f"Latency is from the publish call to the subscriber's callback at "
         f"{bus['latency_rate_per_s']:,.0f} frames/s, both in one process; gaps seen: "
         f"{bus['gaps']}.",
+        *_failover_lines(),
+    ]
+
+
+def _failover_lines() -> list[str]:
+    """The end-to-end failover table, when ``benchmarks.cluster_failover`` has run."""
+    if not FAILOVER.exists():
+        return []
+    data: dict[str, Any] = json.loads(FAILOVER.read_text())
+    kill, stop = data["data_again_after_kill"], data["data_again_after_stop"]
+    ttl = data["lease_ttl_s"]
+    return [
+        "",
+        "`python -m benchmarks.cluster_failover` (part of `make bench`): "
+        f"{data['members']} member processes, each a clustered `StreamController` on its own "
+        "symbol, share one connection to the simulator. The holder is ended with SIGKILL (a "
+        "crash) or SIGTERM (`stop()`: Alpaca closed, lease released); measured from the signal "
+        "to the last surviving member's first quote after it: the lease's expiry or release, "
+        "the new holder's Alpaca session and the first relayed frame.",
+        "",
+        "| holder ended by | rounds | median | max | budget |",
+        "|---|---:|---:|---:|---|",
+        f"| SIGKILL | {kill['rounds']} | {kill['median_ms']:,.0f} ms | {kill['max_ms']:,.0f} ms "
+        f"| TTL + 1 s = {(ttl + 1) * 1e3:,.0f} ms |",
+        f"| SIGTERM | {stop['rounds']} | {stop['median_ms']:,.0f} ms | {stop['max_ms']:,.0f} ms "
+        "| 200 ms |",
     ]
 
 

@@ -31,6 +31,8 @@ __all__ = ["HEARTBEATS_PER_TTL", "InterestPublisher", "InterestWatcher"]
 
 #: Heartbeats per interest TTL: two may be lost before the interest expires.
 HEARTBEATS_PER_TTL: Final = 3
+#: How long stopping a watch may take by default: ``ClusterConfig.request_timeout``'s default.
+DEFAULT_STOP_TIMEOUT: Final = 0.4
 
 
 class InterestPublisher:
@@ -98,6 +100,9 @@ class InterestWatcher:
         prefix: the keys' common prefix (``<prefix>.<member>``).
         on_change: called with each change of the union (never with an empty change).
         log: the logger.
+        stop_timeout: how long :meth:`stop` waits for the watch to end. nats-py's watcher
+            stop unsubscribes by waiting for its pending callbacks, which can wait on the
+            watch's own setup; a stop (a fence) must never hang on it.
     """
 
     def __init__(
@@ -106,8 +111,10 @@ class InterestWatcher:
         prefix: str,
         on_change: Callable[[UnionChange], None],
         log: StreamLogger,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     ) -> None:
         self._kv = kv
+        self._stop_timeout = stop_timeout
         self._prefix = prefix
         self._on_change = on_change
         self._log = log
@@ -125,11 +132,13 @@ class InterestWatcher:
         self._task = asyncio.ensure_future(self._watch())
 
     async def stop(self) -> None:
-        """Stop watching; idempotent."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """Stop watching; idempotent. Returns within ``stop_timeout`` whatever nats-py does."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            _done, pending = await asyncio.wait({task}, timeout=self._stop_timeout)
+            if pending:
+                self._log.info("interest_watch_stop_slow", waited=self._stop_timeout)
 
     async def _watch(self) -> None:
         try:
@@ -145,7 +154,8 @@ class InterestWatcher:
                     self._apply(entry)
         finally:
             try:
-                await watcher.stop()  # type: ignore[no-untyped-call]
+                async with asyncio.timeout(self._stop_timeout):
+                    await watcher.stop()  # type: ignore[no-untyped-call]
             except StoreError as exc:
                 self._log.debug("interest_watch_stop_failed", error_type=type(exc).__name__)
 

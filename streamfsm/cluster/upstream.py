@@ -127,7 +127,13 @@ class Upstream:
             on_handled=self._changed,
             session_factory=self._session,
         )
-        self.watcher = InterestWatcher(interest, names.interest_prefix, self._union_changed, log)
+        self.watcher = InterestWatcher(
+            interest,
+            names.interest_prefix,
+            self._union_changed,
+            log,
+            stop_timeout=cluster.request_timeout,
+        )
         self._started = False
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
