@@ -42,7 +42,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "sim": FOUNDATION | {"_portal"},
     "metrics": FOUNDATION | {"_core", "controller"},
     "cli": FOUNDATION
-    | {"_core", "_aio", "controller", "pricing", "audit", "sim", "metrics", "__init__"},
+    | {"_core", "_aio", "controller", "pricing", "audit", "sim", "metrics", "cluster", "__init__"},
 }
 
 #: What the sans-I/O core must never import, even from the standard library.

@@ -1,4 +1,5 @@
-"""The ``streamfsm`` command: ``demo``, ``run``, ``sim``, ``diagram`` and ``audit``.
+"""The ``streamfsm`` command: ``demo``, ``demo-cluster``, ``run``, ``node``, ``sim``, ``diagram``,
+and ``audit``.
 
 Each subcommand lives in its own module, which provides ``add_parser(subparsers)`` and
 ``run(args) -> int``; this module only wires them together and imports them lazily.
@@ -20,6 +21,8 @@ __all__ = ["main"]
 COMMANDS: Final = {
     "demo": "streamfsm.cli.demo.app",
     "run": "streamfsm.cli.live",
+    "node": "streamfsm.cli.node",
+    "demo-cluster": "streamfsm.cli.cluster_demo.app",
     "sim": "streamfsm.sim.command",
     "diagram": "streamfsm.audit.diagram",
     "audit": "streamfsm.audit.verify",

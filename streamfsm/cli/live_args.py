@@ -15,7 +15,7 @@ from streamfsm._validate import require_seconds
 from streamfsm.config import Feed
 from streamfsm.errors import ConfigurationError
 
-__all__ = ["FEEDS", "LOG_LEVELS", "METRICS_HOST", "add_parser"]
+__all__ = ["FEEDS", "LOG_LEVELS", "METRICS_HOST", "add_parser", "port_number", "symbol_list"]
 
 #: Metrics stay on this host unless the operator binds them elsewhere.
 METRICS_HOST: Final = "127.0.0.1"
@@ -32,14 +32,15 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from exc
 
 
-def _symbols(text: str) -> tuple[str, ...]:
+def symbol_list(text: str) -> tuple[str, ...]:
+    """Comma-separated symbols, upper-cased, duplicates dropped, order kept."""
     symbols = tuple(dict.fromkeys(part.strip().upper() for part in text.split(",")))
     if not symbols or not all(symbols):
         raise argparse.ArgumentTypeError(f"expected comma-separated symbols, got {text!r}")
     return symbols
 
 
-def _port(text: str) -> int:
+def port_number(text: str) -> int:
     """A TCP port number, 0 for any free one."""
     try:
         port = int(text)
@@ -61,7 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--symbols", type=_symbols, required=True, help="comma-separated, e.g. AAPL,MSFT"
+        "--symbols", type=symbol_list, required=True, help="comma-separated, e.g. AAPL,MSFT"
     )
     parser.add_argument("--feed", choices=FEEDS, default=Feed.IEX.value, help="default: iex")
     parser.add_argument(
@@ -94,7 +95,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--metrics-port",
-        type=_port,
+        type=port_number,
         default=None,
         metavar="PORT",
         help="serve /metrics, /healthz and /readyz on this port (0: any free port; needs the "

@@ -8,7 +8,8 @@ scrape, except transitions, which a listener counts as they happen (with the jou
 records counted once when the collector is created).
 
 Each family is built by one small function in :data:`FAMILIES`; a new part of the controller
-(the cluster role and lease epoch, for instance) adds one function there.
+adds one function there. Cluster mode adds ``streamfsm_cluster_*`` (the role, the lease epoch,
+the member count and the bus counters), sampled only for controllers built with ``cluster=``.
 """
 
 from __future__ import annotations
@@ -210,8 +211,67 @@ def _lag(healths: Mapping[str, Health]) -> Iterator[Metric]:
     yield family
 
 
+#: (name, help, BusFigures attribute) of the cluster bus counters.
+_BUS_COUNTERS: Final = (
+    ("cluster_bus_frames_received", "Relayed frames that arrived from the bus", "frames_received"),
+    (
+        "cluster_bus_frames_published",
+        "Frames this process relayed on the bus while it held the connection",
+        "frames_published",
+    ),
+    (
+        "cluster_bus_publish_refused",
+        "Frames not relayed because the lease no longer allowed publishing (fenced)",
+        "publish_refused",
+    ),
+    ("cluster_bus_gaps", "Sequence jumps seen on the bus (relayed frames lost)", "gaps"),
+    ("cluster_bus_missing_frames", "Relayed frames the sequence jumps skipped", "missing_frames"),
+    ("cluster_bus_handovers", "New tenures of the shared connection seen", "handovers"),
+    ("cluster_bus_stale_frames", "Frames of an older tenure, dropped", "stale_frames"),
+    (
+        "cluster_bus_malformed_frames",
+        "Bus messages that were not relayed frames",
+        "malformed_frames",
+    ),
+)
+
+
+def _cluster(healths: Mapping[str, Health]) -> Iterator[Metric]:
+    """Cluster mode only: a controller without ``cluster=`` adds no sample to these families."""
+    holder = GaugeMetricFamily(
+        _PREFIX + "cluster_holder",
+        "1 while this process holds the cluster's shared connection (the lease), else 0",
+        labels=["stream"],
+    )
+    epoch = GaugeMetricFamily(
+        _PREFIX + "cluster_lease_epoch",
+        "The tenure (lease epoch) of the shared connection this process holds or follows",
+        labels=["stream"],
+    )
+    members = GaugeMetricFamily(
+        _PREFIX + "cluster_members",
+        "Members whose interest the holder sees (as the holder last published it)",
+        labels=["stream"],
+    )
+    counters = [
+        (CounterMetricFamily(_PREFIX + name, text, labels=["stream"]), attribute)
+        for name, text, attribute in _BUS_COUNTERS
+    ]
+    for stream, health in healths.items():
+        if health.bus is None:
+            continue
+        holder.add_metric([stream], float(health.role == "holder"))
+        if health.lease_epoch is not None:
+            epoch.add_metric([stream], float(health.lease_epoch))
+        members.add_metric([stream], float(len(health.cluster_members)))
+        for family, attribute in counters:
+            family.add_metric([stream], float(getattr(health.bus, attribute)))
+    yield from (holder, epoch, members)
+    yield from (family for family, _attribute in counters)
+
+
 #: Every family builder, in exposition order. Add one function here for a new part.
-FAMILIES: Final[list[Family]] = [_state, _counters, _data, _subscriptions, _lag]
+FAMILIES: Final[list[Family]] = [_state, _counters, _data, _subscriptions, _lag, _cluster]
 
 
 class StreamCollector(Collector):
