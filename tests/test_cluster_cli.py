@@ -141,3 +141,19 @@ def test_cluster_families_have_no_samples_for_a_controller_without_cluster() -> 
     names = {family.name for family in text_string_to_metric_families(text)}
     assert "streamfsm_cluster_holder" in names
     assert not [name for name in _samples(text) if name.startswith("streamfsm_cluster_")]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(PATIENCE * 3)
+def test_node_exits_1_when_the_shared_connection_stops_on_a_fatal_error(
+    nats_server: LocalNatsServer, sim: SimulatorThread, tmp_path: Path
+) -> None:
+    """A secret Alpaca refuses (402) stops every member with the same error: exit status 1."""
+    env = {**ENV, SECRET_VARIABLE: "not-the-secret"}
+    with NodeGroup(nats_server.url, "refused", sim.url(), env, log_dir=tmp_path) as group:
+        node = group.start("solo", ("AAPL",))
+        assert node.wait_exit(PATIENCE) == 1
+        stopped = node.last("stopped")
+        assert stopped is not None
+        assert stopped.fields["state"] == "stopped"
+        assert "streamfsm node: AuthenticationError" in (tmp_path / "solo.log").read_text()
