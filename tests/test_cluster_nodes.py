@@ -28,7 +28,9 @@ from streamfsm.config import BackoffPolicy, StalePolicy
 from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
 from streamfsm.sim import DEMO_KEY_ID, DEMO_SECRET, SimConfig, SimStats, SimulatorThread
 
-pytestmark = pytest.mark.slow
+#: Several Python processes start per test; on a loaded machine that takes far longer than the
+#: suite's default 60 s budget allows for.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 #: Generous bound for anything awaited: Python processes start slowly on a loaded machine.
 PATIENCE = 45.0

@@ -3,3 +3,5 @@
 ``nodes`` drives ``streamfsm node`` subprocesses and reads their event lines; ``play`` is the
 scenario and its report; ``app`` registers the command.
 """
+
+__all__: list[str] = []
