@@ -66,7 +66,7 @@ def test_make_demo_cluster_kills_the_holder_and_every_survivor_recovers() -> Non
     assert "lease candidate -> holder (created" in out
     assert "0 refusals (406)" in out
     assert out.count("(exit 0): delivered ") == 2
-    assert "(killed): delivered " in out
+    assert "(killed; its last figures): delivered " in out
     assert out.rstrip().endswith("every surviving node recovered")
 
 

@@ -165,7 +165,7 @@ def run_demo(options: ClusterDemoOptions, out: TextIO) -> tuple[int, Outcome | N
             sim_config = SimConfig(rate=options.rate, batch=4, seed=7, reap_delay=0.0)
             with SimulatorThread(sim_config) as sim:
                 env = {**os.environ, KEY_ID_VARIABLE: DEMO_KEY_ID, SECRET_VARIABLE: DEMO_SECRET}
-                extra = ["--lease-ttl", str(options.lease_ttl)]
+                extra = ["--lease-ttl", str(options.lease_ttl), "--summary-every", "0.5"]
                 with NodeGroup(
                     nats_server.url, _CLUSTER, sim.url(), env, extra=extra, log_dir=log_dir
                 ) as group:
@@ -201,6 +201,12 @@ def _play(group: NodeGroup, options: ClusterDemoOptions, printer: _Printer) -> O
     killed, old_epoch = group.wait(lambda: _holder(group, names, 0), options.timeout, "a holder")
     printer.say(f"every node gets its quotes; {killed} holds the connection (epoch {old_epoch})")
     threading.Event().wait(options.settle)  # pacing: let data flow before the crash
+    holder = group.nodes[killed]
+    group.wait(
+        lambda: any(int(line.fields["delivered"]) for line in holder.lines("figures")),
+        options.timeout,
+        "the holder's figures",
+    )
     kill_at = time.monotonic()
     group.nodes[killed].signal(signal.SIGKILL)
     printer.say(f"kill -9 {killed} (the holder)", kill_at)
@@ -291,7 +297,11 @@ def _report(group: NodeGroup, outcome: Outcome, printer: _Printer) -> None:
     printer.say("figures per node (quotes delivered; gap reports by reason):")
     for name, node in group.nodes.items():
         last = node.last("stopped") or node.last("figures")
-        fate = "killed" if name == outcome.killed else f"exit {outcome.exit_codes.get(name)}"
+        fate = (
+            "killed; its last figures"
+            if name == outcome.killed
+            else f"exit {outcome.exit_codes.get(name)}"
+        )
         if last is None:
             printer.say(f"  {name}: no figures ({fate})")
             continue
