@@ -234,6 +234,65 @@ def test_sigterm_of_the_holder_releases_the_lease_and_data_resumes_at_once(
         assert sim.stats().errors_sent.get(CONNECTION_LIMIT, 0) == 0
 
 
+def test_a_paused_holder_keeps_its_socket_the_new_holder_waits_and_the_old_one_fences(
+    nats_server: LocalNatsServer, sim: SimulatorThread, tmp_path: Path
+) -> None:
+    """SIGSTOP of the holder past its TTL: a follower takes the lease but the simulator refuses
+    its connection (406) while the paused socket lives; after SIGCONT the old holder fences and
+    closes, the new holder connects, and every process, the old holder included, gets data."""
+    watch = ConnectionWatch(sim)
+    with _group(nats_server, sim, tmp_path, TTL) as group:
+        paused, old_epoch = _start_all(group)
+        old = group.nodes[paused]
+        pause_at = _kill(old, signal.SIGSTOP)
+        others = [name for name in SYMBOLS if name != paused]
+        new_holder, new_epoch = group.wait(
+            _holder(group, others, old_epoch), PATIENCE, "a new holder"
+        )
+        assert new_epoch > old_epoch
+        # The paused holder's socket is still open: the new holder's connection is refused.
+        sim.wait_for(lambda stats: stats.errors_sent.get(CONNECTION_LIMIT, 0) > 0, PATIENCE)
+        resume_at = _kill(old, signal.SIGCONT)
+        # Resumed, the old holder finds its fence deadline passed (or its lease taken): it
+        # resigns, closes Alpaca and follows.
+        fenced = group.wait(
+            lambda: next(
+                (
+                    line
+                    for line in old.lines("lease", after=resume_at)
+                    if line.fields["from"] == "holder"
+                ),
+                None,
+            ),
+            PATIENCE,
+            "the old holder fencing",
+        )
+        assert fenced.fields["to"] == "resigning"
+        assert fenced.fields["reason"] in {
+            "fence_deadline",
+            "taken_over",
+            "renew_refused",
+            "store_lost",
+        }
+        group.wait(
+            lambda: any(
+                line.fields["from"] == "resigning" and line.fields["to"] == "follower"
+                for line in old.lines("lease", after=resume_at)
+            ),
+            PATIENCE,
+            "the old holder following",
+        )
+        back = _recovery(group, list(SYMBOLS), resume_at)
+        _record(
+            f"SIGSTOP: data again everywhere {max(back.values()) - resume_at:.3f} s after SIGCONT "
+            f"({resume_at - pause_at:.3f} s paused)"
+        )
+        assert new_holder != paused
+        assert watch.close() == 1
+        stats = sim.stats()
+        assert stats.auth_successes == 2  # the paused holder's, then the new holder's
+
+
 def test_rolling_restarts_never_open_two_authenticated_connections(
     nats_server: LocalNatsServer, sim: SimulatorThread, tmp_path: Path
 ) -> None:
