@@ -395,3 +395,64 @@ def test_churning_interest_of_five_members_keeps_alpaca_on_the_union(
     finally:
         for ctl in members.values():
             ctl.close()
+
+
+def test_churning_interest_of_five_node_processes_keeps_alpaca_on_the_union(
+    nats_server: LocalNatsServer, sim: SimulatorThread, tmp_path: Path
+) -> None:
+    """Five `streamfsm node` processes change their symbols on standard input; one is killed,
+    the holder is stopped: after every step the simulator's one connection subscribes exactly
+    the union of the live members' symbols."""
+    rng = random.Random(9)
+    watch = ConnectionWatch(sim)
+    wanted = {f"p{index}": set(rng.sample(CHURN_UNIVERSE, 2)) for index in range(5)}
+    with _group(nats_server, sim, tmp_path, TTL) as group:
+        for name, symbols in wanted.items():
+            group.start(name, sorted(symbols), commands=True)
+
+        def union() -> set[str]:
+            return {symbol for symbols in wanted.values() for symbol in symbols}
+
+        _union_served(sim, union())
+        sent = dict.fromkeys(wanted, 0)
+        for step in range(CHURN_STEPS):
+            name = rng.choice(sorted(wanted))
+            node = group.nodes[name]
+            held = sorted(wanted[name])
+            if len(held) > 1 and rng.random() < 0.5:  # keep one: an empty member goes idle
+                symbol = rng.choice(held)
+                wanted[name].discard(symbol)
+                node.command(f"unsubscribe {symbol}")
+            else:
+                symbol = rng.choice(CHURN_UNIVERSE)
+                wanted[name].add(symbol)
+                node.command(f"subscribe {symbol}")
+            sent[name] += 1
+            applied = group.wait(
+                lambda node=node, count=sent[name]: (
+                    node.lines("command") if len(node.lines("command")) >= count else None
+                ),
+                PATIENCE,
+                f"step {step} applied",
+            )
+            assert all("error" not in line.fields for line in applied), applied
+            if step == CHURN_STEPS // 3:
+                victim = next(n for n in sorted(wanted) if n != _current_holder(group))
+                group.nodes[victim].signal(signal.SIGKILL)  # its interest expires after a TTL
+                del wanted[victim]
+            if step == 2 * CHURN_STEPS // 3:
+                holder = _current_holder(group)
+                group.nodes[holder].signal(signal.SIGTERM)  # a handover mid-churn
+                assert group.nodes[holder].wait_exit(PATIENCE) == 0
+                del wanted[holder]
+            _union_served(sim, union())
+        assert watch.close() == 1
+
+
+def _current_holder(group: NodeGroup) -> str:
+    """The running member whose latest role line says holder."""
+    for name, node in group.nodes.items():
+        role = node.last("role")
+        if node.running and role is not None and role.fields["role"] == "holder":
+            return name
+    raise AssertionError("no running holder")

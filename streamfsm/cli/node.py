@@ -23,6 +23,8 @@ several processes on one host order into one timeline). The events:
 * ``figures``: every ``--summary-every`` seconds, the role, tenure, members, quotes delivered,
   gap reports and bus counters;
 * ``metrics``: the endpoints' URL, with ``--metrics-port``;
+* ``command``: with ``--stdin-commands``, each ``subscribe AAPL,MSFT`` or ``unsubscribe AAPL``
+  line read from standard input, once applied (``action``, ``symbols``; ``error`` when refused);
 * ``stopped``: the last line, with the final figures.
 
 SIGINT or SIGTERM stops it: the holder closes Alpaca first, then releases the lease so a follower
@@ -295,6 +297,11 @@ def _serve(
     printer.say("starting", cluster=args.name, symbols=",".join(args.symbols), pid=os.getpid())
     reporter = _Reporter(controller, printer, counts, args.summary_every)
     reporter.start()
+    if args.stdin_commands:
+        # A daemon: a read of standard input cannot be interrupted, and the process ends anyway.
+        threading.Thread(
+            target=_obey, args=(sys.stdin, controller, printer), name="node-stdin", daemon=True
+        ).start()
     try:
         controller.run()
     finally:
@@ -306,6 +313,29 @@ def _serve(
         sys.stderr.write(f"{PROG}: {type(error).__name__}: {error}\n")
         return EXIT_FATAL
     return EXIT_OK
+
+
+def _obey(commands: TextIO, controller: StreamController, printer: LinePrinter) -> None:
+    """Apply ``subscribe SYMBOLS`` and ``unsubscribe SYMBOLS`` lines (comma-separated quotes)
+    until the end of ``commands``; print a ``command`` line for each, with ``error`` when refused.
+    """
+    for text in commands:
+        action, _, symbols = text.strip().partition(" ")
+        wanted = [symbol.strip().upper() for symbol in symbols.split(",") if symbol.strip()]
+        try:
+            if action == "subscribe" and wanted:
+                controller.subscribe(quotes=wanted)
+            elif action == "unsubscribe" and wanted:
+                controller.unsubscribe(quotes=wanted)
+            else:
+                printer.say("command", action=action or "-", error="unknown")
+                continue
+        except StreamError as exc:  # an invalid symbol, a stopped controller
+            printer.say(
+                "command", action=action, symbols=",".join(wanted), error=type(exc).__name__
+            )
+            continue
+        printer.say("command", action=action, symbols=",".join(wanted))
 
 
 def _serve_metrics(controller: StreamController, args: argparse.Namespace) -> MetricsServer | None:

@@ -3,8 +3,8 @@
 :func:`add_parser` registers ``node`` on the ``streamfsm`` command. The flags ``run`` has
 (``--symbols``, ``--feed``, ``--url``, ``--log-level``, ``--log-json``, ``--metrics-port``,
 ``--metrics-host``) mean the same here; the cluster's own are ``--nats``, ``--name``,
-``--member``, ``--lease-ttl`` and ``--summary-every``. Values are checked while parsing, so a bad
-one ends with the usage line and exit status 2.
+``--member``, ``--lease-ttl``, ``--summary-every`` and ``--stdin-commands``. Values are checked
+while parsing, so a bad one ends with the usage line and exit status 2.
 """
 
 from __future__ import annotations
@@ -90,6 +90,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=DEFAULT_SUMMARY_EVERY,
         metavar="SECONDS",
         help="seconds between figures lines (default %(default)s; 0: none)",
+    )
+    parser.add_argument(
+        "--stdin-commands",
+        action="store_true",
+        help="read 'subscribe AAPL,MSFT' and 'unsubscribe AAPL' lines from standard input and "
+        "change this member's quotes accordingly (for scripts)",
     )
     parser.add_argument(
         "--log-level",

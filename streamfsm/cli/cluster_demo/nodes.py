@@ -9,6 +9,7 @@ process-level chaos tests both drive their nodes with it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -60,17 +61,20 @@ class NodeProcess:
         env: Mapping[str, str],
         changed: threading.Condition,
         log: Path | None = None,
+        commands: bool = False,
     ) -> None:
         self.member = member
         self._changed = changed
         self._lines: list[NodeLine] = []
         self._log: IO[bytes] | None = log.open("wb") if log is not None else None
         command = [sys.executable, "-m", "streamfsm", "node", "--member", member, *arguments]
+        if commands:
+            command.append("--stdin-commands")
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
             stderr=self._log if self._log is not None else subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if commands else subprocess.DEVNULL,
             env=dict(env),
             text=True,
         )
@@ -106,6 +110,14 @@ class NodeProcess:
         found = self.lines(event)
         return found[-1] if found else None
 
+    def command(self, text: str) -> None:
+        """Send one line (``subscribe AAPL``, ``unsubscribe MSFT``) to a node started with
+        ``commands=True``."""
+        stdin = self.process.stdin
+        assert stdin is not None, "started without commands"
+        stdin.write(text + "\n")
+        stdin.flush()
+
     @property
     def running(self) -> bool:
         """True until the process has exited."""
@@ -131,8 +143,10 @@ class NodeProcess:
             self.signal(signal.SIGKILL)
         self.process.wait(_REAP_TIMEOUT)
         self._reader.join(_REAP_TIMEOUT)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        for pipe in (self.process.stdout, self.process.stdin):
+            if pipe is not None:
+                with contextlib.suppress(OSError):  # stdin of a killed node: a broken pipe
+                    pipe.close()
         if self._log is not None:
             self._log.close()
 
@@ -169,8 +183,11 @@ class NodeGroup:
         self.changed = threading.Condition()
         self.nodes: dict[str, NodeProcess] = {}
 
-    def start(self, member: str, symbols: Iterable[str], *extra: str) -> NodeProcess:
-        """Start the member ``member`` for the quotes of ``symbols``."""
+    def start(
+        self, member: str, symbols: Iterable[str], *extra: str, commands: bool = False
+    ) -> NodeProcess:
+        """Start the member ``member`` for the quotes of ``symbols``; ``commands`` lets
+        :meth:`NodeProcess.command` change them."""
         log = self._log_dir / f"{member}.log" if self._log_dir is not None else None
         node = NodeProcess(
             member,
@@ -178,6 +195,7 @@ class NodeGroup:
             env=self._env,
             changed=self.changed,
             log=log,
+            commands=commands,
         )
         self.nodes[member] = node
         return node
