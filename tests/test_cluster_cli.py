@@ -157,3 +157,35 @@ def test_node_exits_1_when_the_shared_connection_stops_on_a_fatal_error(
         assert stopped is not None
         assert stopped.fields["state"] == "stopped"
         assert "streamfsm node: AuthenticationError" in (tmp_path / "solo.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(PATIENCE * 3)
+def test_node_applies_stdin_commands_and_names_the_refused_ones(
+    nats_server: LocalNatsServer, sim: SimulatorThread, tmp_path: Path
+) -> None:
+    """`subscribe MSFT` on standard input brings MSFT quotes; a bad symbol or verb is refused
+    with an error field and changes nothing."""
+    with NodeGroup(nats_server.url, "cmd", sim.url(), ENV, log_dir=tmp_path) as group:
+        node = group.start("solo", ("AAPL",), commands=True)
+        group.wait(lambda: node.last("data"), PATIENCE, "a quote")
+        node.command("subscribe MSFT")
+        node.command("subscribe NOT A SYMBOL!")
+        node.command("resubscribe AAPL")
+        commands = group.wait(
+            lambda: node.lines("command") if len(node.lines("command")) == 3 else None,
+            PATIENCE,
+            "three command lines",
+        )
+        assert [line.fields.get("error") for line in commands] == [
+            None,
+            "InvalidSymbolError",
+            "unknown",
+        ]
+        group.wait(
+            lambda: any(line.fields["symbol"] == "MSFT" for line in node.lines("data")),
+            PATIENCE,
+            "MSFT quotes",
+        )
+        node.signal(signal.SIGTERM)
+        assert node.wait_exit(PATIENCE) == 0
