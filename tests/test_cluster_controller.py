@@ -7,6 +7,7 @@ authenticated connection per key. Waits are bounded waits on conditions, never s
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -335,3 +336,21 @@ def test_every_member_recovers_from_a_nats_server_restart(
     assert {g.reason for m in members for g in m.gaps} <= {"handover", "bus_gap"}
     assert all(m.ctl.state is State.SUBSCRIBED for m in members)
     sim.wait_for(lambda stats: len(stats.open_connections) == 1, WAIT)
+
+
+def test_the_async_api_runs_a_member_in_the_callers_loop(
+    sim: SimulatorThread, nats_server: LocalNatsServer
+) -> None:
+    """async with: the member joins, is served, and leaves the cluster on exit."""
+    member = Member(sim, nats_server, "n0", ("AAPL",))
+
+    async def scenario() -> None:
+        async with member.ctl:
+            await asyncio.wait_for(member.ctl.await_state(State.SUBSCRIBED), WAIT)
+            assert member.ctl.health().role == "holder"
+            await asyncio.to_thread(member.more_quotes, 0)
+        assert member.ctl.state is State.STOPPED
+        assert member.ctl.health().role is None
+
+    asyncio.run(scenario())
+    sim.wait_for(lambda stats: not stats.open_connections, WAIT)
