@@ -25,6 +25,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from streamfsm.cluster.framing import BusSequencer, Verdict, decode_frame
+from streamfsm.cluster.nats_relay import settle
 from streamfsm.cluster.natsd import LocalNatsServer
 
 MEMBER = Path(__file__).with_name("cluster_member.py")
@@ -97,7 +98,7 @@ class Tap:
                 self.seen.put((epoch, seq, json.loads(frame)[0]["member"]))
 
             await client.subscribe(SUBJECT, cb=handle)
-            await client.flush()
+            await settle(client)
             self._ready.set()
             await self._stop.wait()
             await client.close()

@@ -354,3 +354,19 @@ def test_the_async_api_runs_a_member_in_the_callers_loop(
 
     asyncio.run(scenario())
     sim.wait_for(lambda stats: not stats.open_connections, WAIT)
+
+
+def test_stop_returns_in_its_budget_while_the_bus_is_down(
+    sim: SimulatorThread, nats_server: LocalNatsServer, members: list[Member]
+) -> None:
+    """With nats-server gone, stop() still fences, gives up on the store quickly and returns."""
+    members += [
+        Member(sim, nats_server, "n0", ("AAPL",)),
+        Member(sim, nats_server, "n1", ("MSFT",)),
+    ]
+    start_all(members)
+    nats_server.kill()
+    for member in members:
+        member.ctl.stop()  # raises ShutdownTimeoutError past its default 5 s
+        assert member.ctl.state is State.STOPPED
+    sim.wait_for(lambda stats: not stats.open_connections, WAIT)

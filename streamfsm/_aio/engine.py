@@ -353,8 +353,15 @@ class Engine:
         elif not self._left:
             self._left = True
             self._leaving = self._track(
-                self._group.create_task(self._on_stopping(), name="streamfsm-leaving")
+                self._group.create_task(self._leave(self._on_stopping), name="streamfsm-leaving")
             )
+
+    async def _leave(self, on_stopping: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``on_stopping``; a failure is logged, never allowed to end the engine's group."""
+        try:
+            await on_stopping()
+        except Exception as exc:  # noqa: BLE001 - the machine has stopped; nothing to undo
+            self._log.error("leave_failed", error_type=type(exc).__name__, error=str(exc))
 
     def _ensure_dispatching(self) -> None:
         if self._group is not None and (self.dispatch_task is None or self.dispatch_task.done()):

@@ -43,10 +43,19 @@ class InterestPublisher:
         key: this process's key.
         ttl: the interest TTL, seconds.
         log: the logger.
+        timeout: how long one write or the delete may take before it counts as failed.
     """
 
-    def __init__(self, kv: KeyValue, key: str, ttl: float, log: StreamLogger) -> None:
+    def __init__(
+        self,
+        kv: KeyValue,
+        key: str,
+        ttl: float,
+        log: StreamLogger,
+        timeout: float = DEFAULT_STOP_TIMEOUT,
+    ) -> None:
         self._kv = kv
+        self._timeout = timeout
         self._key = key
         self._interval = ttl / HEARTBEATS_PER_TTL
         self._log = log
@@ -69,9 +78,12 @@ class InterestPublisher:
             self._heartbeat.cancel()
             self._heartbeat = None
         if self._writing is not None:
+            # A heartbeat under way is abandoned: the delete below supersedes it.
+            self._writing.cancel()
             await asyncio.gather(self._writing, return_exceptions=True)
         try:
-            await self._kv.delete(self._key)
+            async with asyncio.timeout(self._timeout):
+                await self._kv.delete(self._key)
         except StoreError as exc:
             self._log.info("interest_delete_failed", error_type=type(exc).__name__)
 
@@ -80,7 +92,8 @@ class InterestPublisher:
             self._heartbeat.cancel()
         self._heartbeat = self._loop.call_later(self._interval, self._beat)
         try:
-            await self._kv.put(self._key, encode_interest(self.desired))
+            async with asyncio.timeout(self._timeout):
+                await self._kv.put(self._key, encode_interest(self.desired))
             self.writes += 1
             self.written.set()
         except StoreError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
@@ -22,11 +23,41 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from streamfsm.cluster.framing import BusSequencer, Verdict, decode_frame, encode_frame
 from streamfsm.logs import StreamLogger
 
-__all__ = ["DEFAULT_PENDING_LIMIT", "RelayPublisher", "RelaySubscriber", "frames_subject"]
+__all__ = [
+    "BARRIER_TIMEOUT",
+    "DEFAULT_PENDING_LIMIT",
+    "RelayPublisher",
+    "RelaySubscriber",
+    "frames_subject",
+    "settle",
+]
 
 #: Relayed frames a follower's client buffers before it drops (a slow consumer); at Alpaca's
 #: frame rates this is tens of seconds of backlog, far more than the dispatcher's own bound.
 DEFAULT_PENDING_LIMIT: Final = 65_536
+
+
+#: How long :func:`settle` waits for the server's answer, seconds (nats-py's flush default).
+BARRIER_TIMEOUT: Final = 10.0
+
+
+async def settle(client: Client, patience: float = BARRIER_TIMEOUT) -> None:
+    """Return once the server has processed every command ``client`` queued before the call.
+
+    nats-py's ``flush()`` cannot promise that: it writes its PING straight to the socket while
+    earlier commands (a SUB, say) may still wait in the client's buffer for its flusher task, so
+    its PONG can come back before the server has seen them (observed under load: a subscription
+    missed the frames published right after ``subscribe(); flush()`` returned). A request goes
+    through the same buffer as every other command, in order; the server answers one nobody
+    listens to with "no responders" only after processing everything queued before it.
+
+    Raises:
+        nats.errors.Error or TimeoutError: when the server does not answer within ``patience``.
+    """
+    try:
+        await client.request(f"_streamfsm.barrier.{client.new_inbox()}", b"", timeout=patience)
+    except nats.errors.NoRespondersError:
+        return
 
 
 def frames_subject(cluster: str, scope: str) -> str:
@@ -106,7 +137,7 @@ class RelaySubscriber:
         self._subscription = await self._client.subscribe(
             self._subject, cb=self._handle, pending_msgs_limit=self._pending_limit
         )
-        await self._client.flush()
+        await settle(self._client)
 
     async def stop(self) -> None:
         """Unsubscribe; idempotent."""

@@ -35,7 +35,7 @@ from streamfsm.cluster.lease_table import LeaseState
 from streamfsm.cluster.names import ClusterNames
 from streamfsm.cluster.nats_interest import InterestPublisher
 from streamfsm.cluster.nats_lease import NatsLease, StoreError, open_bucket
-from streamfsm.cluster.nats_relay import RelaySubscriber
+from streamfsm.cluster.nats_relay import RelaySubscriber, settle
 from streamfsm.cluster.status import HolderStatus, decode_status
 from streamfsm.cluster.upstream import Upstream
 from streamfsm.config import StreamConfig
@@ -133,8 +133,7 @@ class ClusterNode:
         if joining is not None and not joining.done():
             # A join still under way is abandoned, not waited out: a stop must be fast.
             joining.cancel()
-            with contextlib.suppress(BusUnavailableError, asyncio.CancelledError):
-                await joining
+            await asyncio.gather(joining, return_exceptions=True)
         lease, interest, client = self.lease, self.interest, self.client
         self.lease = self.interest = self.client = None
         self._leaving = True
@@ -147,8 +146,7 @@ class ClusterNode:
         self._status_subscription = None
         self.status = None
         if client is not None:
-            with contextlib.suppress(*StoreError):
-                await client.close()
+            await _abandon(client, self.cluster.request_timeout)
         self.connected = False
         self._leaving = False
         await self._notify()
@@ -220,10 +218,10 @@ class ClusterNode:
                     error_cb=self._error,
                 )
         except (OSError, *StoreError) as exc:
-            await _abandon(client)
+            await _abandon(client, cluster.request_timeout)
             raise BusUnavailableError(f"NATS at {cluster.url} unreachable: {exc!r}") from exc
         except asyncio.CancelledError:
-            await _abandon(client)
+            await _abandon(client, cluster.request_timeout)
             raise
         try:
             js = client.jetstream()
@@ -244,17 +242,21 @@ class ClusterNode:
             self._status_subscription = await client.subscribe(
                 self.names.status_subject, cb=self._on_status
             )
-            await client.flush()
+            await settle(client, cluster.connect_timeout)
         except (OSError, *StoreError) as exc:
-            await _abandon(client)
+            await _abandon(client, cluster.request_timeout)
             raise BusUnavailableError(f"NATS at {cluster.url} refused the cluster: {exc}") from exc
         except asyncio.CancelledError:
-            await _abandon(client)
+            await _abandon(client, cluster.request_timeout)
             raise
         self.client = client
         self.connected = True
         self.interest = InterestPublisher(
-            interest_kv, self.names.interest_key(self.member), cluster.interest_ttl, self.log
+            interest_kv,
+            self.names.interest_key(self.member),
+            cluster.interest_ttl,
+            self.log,
+            timeout=cluster.request_timeout,
         )
         self.lease = NatsLease(
             cluster,
@@ -361,7 +363,9 @@ class ClusterNode:
         self.log.debug("bus_error", error_type=type(error).__name__, error=str(error))
 
 
-async def _abandon(client: Client) -> None:
-    """Close a client that never joined; a client that never connected has nothing to close."""
-    with contextlib.suppress(*StoreError):
-        await client.close()
+async def _abandon(client: Client, patience: float) -> None:
+    """Close ``client`` within ``patience`` seconds: its final flush waits on a server that may be
+    gone. A client that never connected has nothing to close."""
+    with contextlib.suppress(OSError, *StoreError):
+        async with asyncio.timeout(patience):
+            await client.close()
