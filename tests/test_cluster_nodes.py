@@ -291,6 +291,14 @@ def test_a_paused_holder_keeps_its_socket_the_new_holder_waits_and_the_old_one_f
         assert watch.close() == 1
         stats = sim.stats()
         assert stats.auth_successes == 2  # the paused holder's, then the new holder's
+        # Nothing the resumed holder read from its old socket was relayed: no member ever saw a
+        # frame of the old tenure after the new one (the fence is checked per frame).
+        for name in SYMBOLS:
+            _kill(group.nodes[name], signal.SIGTERM)
+            assert group.nodes[name].wait_exit(PATIENCE) == 0
+        for name in others:
+            [final] = group.nodes[name].lines("stopped")
+            assert final.fields["stale_frames"] == "0", final.text
 
 
 def test_rolling_restarts_never_open_two_authenticated_connections(
