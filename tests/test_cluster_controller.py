@@ -32,6 +32,7 @@ from streamfsm.cluster.natsd import LocalNatsServer
 from streamfsm.errors import (
     AuthenticationError,
     BusUnavailableError,
+    ConfigurationError,
     StreamError,
     SymbolLimitError,
 )
@@ -169,6 +170,12 @@ def test_a_stopped_holder_hands_over_and_followers_report_the_handover(
         Member(sim, nats_server, "n1", ("MSFT",)),
         Member(sim, nats_server, "n2", ("TSLA",)),
     ]
+    heard: dict[str, list[tuple[str, str]]] = {}
+    for member in members:
+        trail = heard.setdefault(str(member.ctl.cluster and member.ctl.cluster.member), [])
+        member.ctl.add_lease_listener(lambda record, t=trail: t.append((record.src, record.dst)))
+    with pytest.raises(ConfigurationError):
+        members[0].ctl.add_lease_listener(42)  # type: ignore[arg-type]
     start_all(members)
     old = holder_of(members)
     old_epoch = old.ctl.health().lease_epoch
@@ -196,6 +203,10 @@ def test_a_stopped_holder_hands_over_and_followers_report_the_handover(
     sim.wait_for(lambda stats: stats.open_connections[0].subscriptions.quotes == union, WAIT)
     trail = [(r.src, r.dst) for r in old.ctl.lease_journal()]
     assert trail[-2:] == [("holder", "resigning"), ("resigning", "stopped")]
+    # The listeners heard exactly what the journals kept.
+    for member in members:
+        name = str(member.ctl.cluster and member.ctl.cluster.member)
+        assert heard[name] == [(r.src, r.dst) for r in member.ctl.lease_journal()]
 
 
 def test_symbol_changes_reach_the_union_as_differences(
@@ -286,6 +297,7 @@ def test_a_fatal_error_upstream_stops_every_member(
     for member in members:
         assert member.ctl.wait_for(State.STOPPED, timeout=WAIT)
         assert isinstance(member.ctl.last_error, AuthenticationError)
+        assert str(member.ctl.last_error).count("alpaca error 402") == 1
 
 
 def test_an_unreachable_bus_is_a_transient_failure(sim: SimulatorThread, tmp_path: Any) -> None:

@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from streamfsm._core.records import TransitionRecord
@@ -69,11 +69,8 @@ EXIT_OK: Final = 0
 EXIT_FATAL: Final = 1
 EXIT_USAGE: Final = 2
 PROG: Final = "streamfsm node"
-#: Seconds between two reads of the lease journal and the role. The controller tells about its
-#: lease machine through ``lease_journal()`` and ``health()`` only (no listener), so they are read
-#: on this timer; each ``lease`` line still carries its record's own time, so the timeline is
-#: exact and only the printing lags, by at most this much.
-LEASE_LOOK_EVERY: Final = 0.1
+#: Lease states that are a role; a candidate or a resigning holder is on its way to one.
+_SETTLED_ROLES: Final = frozenset({"holder", "follower"})
 #: Hex digits of a generated member name (``node-`` and these): unique enough among a desk's.
 MEMBER_DIGITS: Final = 12
 
@@ -118,6 +115,8 @@ class _Counts:
         self.delivered = 0
         self.gaps: collections.Counter[str] = collections.Counter()
         self._seen: set[str] = set()
+        #: Called after each gap report (the reporter checks for a new tenure there).
+        self.after_gap: Callable[[], None] | None = None
 
     def on_quote(self, quote: Any) -> None:
         self.delivered += 1
@@ -135,6 +134,8 @@ class _Counts:
             channel=report.channel,
             epoch=report.epoch,
         )
+        if self.after_gap is not None:
+            self.after_gap()
 
     def on_transition(self, record: TransitionRecord) -> None:
         if record.src != record.dst:
@@ -152,7 +153,8 @@ def _moved(record: TransitionRecord) -> dict[str, str]:
 
 
 class _Reporter:
-    """Prints lease, role and figures lines from a thread of its own until :meth:`close`."""
+    """Prints lease and role lines as the lease machine moves, and figures lines from a thread
+    of its own every ``every`` seconds (none when 0) until :meth:`close`."""
 
     def __init__(
         self, controller: StreamController, printer: LinePrinter, counts: _Counts, every: float
@@ -161,35 +163,54 @@ class _Reporter:
         self._printer = printer
         self._counts = counts
         self._every = every
-        self._lease_seen = 0
         self._role: tuple[str | None, int | None] = (None, None)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="streamfsm-node-report")
 
     def start(self) -> None:
-        self._thread.start()
+        """Follow the lease machine and a handover's new tenure; start the figures timer."""
+        self._controller.add_lease_listener(self._on_lease)
+        self._counts.after_gap = self.role_changed
+        if self._every:
+            self._thread.start()
 
     def close(self) -> None:
-        """Stop the thread, then print what the lease journal still holds unprinted."""
+        """Stop the figures thread."""
         self._closing.set()
-        self._thread.join()
-        self._lease_lines()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _run(self) -> None:
-        next_figures = time.monotonic() + self._every
-        while not self._closing.wait(LEASE_LOOK_EVERY):
-            self._lease_lines()
+        while not self._closing.wait(self._every):
             try:
                 health = self._controller.health()
             except ControllerStoppedError:
                 continue  # the loop is closing; the final line reads what is left
-            role = (health.role, health.lease_epoch)
-            if role != self._role and health.role is not None:
-                self._role = role
-                self._printer.say("role", role=health.role, epoch=health.lease_epoch)
-            if self._every and time.monotonic() >= next_figures:
-                next_figures += self._every
-                self._printer.say_all("figures", self.figures(health))
+            self._printer.say_all("figures", self.figures(health))
+
+    def _on_lease(self, record: TransitionRecord) -> None:
+        """A lease transition (on the controller's loop): its line, then the role if it moved."""
+        if record.trigger == "join":
+            self._printer.say("joined", at=record.monotonic, pid=os.getpid())
+        self._printer.say(
+            "lease",
+            at=record.monotonic,
+            trigger=record.trigger,
+            reason=record.reason or "-",
+            epoch=record.epoch,
+            **_moved(record),
+        )
+        if record.dst in _SETTLED_ROLES:
+            self.role_changed()
+
+    def role_changed(self) -> None:
+        """Print a ``role`` line when the role or the tenure followed changed (on the loop:
+        after a lease transition, and after a gap report, which a new tenure brings)."""
+        health = self._controller.health()
+        role = (health.role, health.lease_epoch)
+        if role != self._role and health.role is not None:
+            self._role = role
+            self._printer.say("role", role=health.role, epoch=health.lease_epoch)
 
     def figures(self, health: Health) -> dict[str, object]:
         """The fields of a ``figures`` or ``stopped`` line."""
@@ -207,23 +228,6 @@ class _Reporter:
             "bus_gaps": bus.gaps if bus is not None else 0,
             "stale_frames": bus.stale_frames if bus is not None else 0,
         }
-
-    def _lease_lines(self) -> None:
-        records = self._controller.lease_journal()
-        fresh = [record for record in records if record.seq > self._lease_seen]
-        for record in fresh:
-            if record.trigger == "join":
-                self._printer.say("joined", at=record.monotonic, pid=os.getpid())
-            self._printer.say(
-                "lease",
-                at=record.monotonic,
-                trigger=record.trigger,
-                reason=record.reason or "-",
-                epoch=record.epoch,
-                **_moved(record),
-            )
-        if fresh:
-            self._lease_seen = fresh[-1].seq
 
 
 def build_controller(

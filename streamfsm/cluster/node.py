@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import random
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Final, cast
 
 import attrs
@@ -60,6 +62,8 @@ class ClusterNode:
         credentials: the account's credentials (the key id names the scope, hashed).
         log: the controller's logger.
         rng: backoff jitter for the upstream connection.
+        lease_listeners: called with each lease transition record, on the loop, after it is
+            kept in ``lease_journal``; one that raises is logged.
     """
 
     def __init__(
@@ -70,8 +74,10 @@ class ClusterNode:
         credentials: Credentials,
         log: StreamLogger,
         rng: random.Random,
+        lease_listeners: Sequence[Callable[[TransitionRecord], object]] = (),
     ) -> None:
         self.cluster = cluster
+        self._lease_listeners = lease_listeners
         self.config = config
         self._credentials = credentials
         self.member = cluster.member or f"m-{uuid.uuid4().hex[:_MEMBER_DIGITS]}"
@@ -265,7 +271,7 @@ class ClusterNode:
             member=self.member,
             on_hold=self._hold,
             on_fence=self._fence,
-            on_record=self.lease_journal.append,
+            on_record=self._lease_record,
             log=self.log,
         )
         self.interest_kv = interest_kv
@@ -311,6 +317,17 @@ class ClusterNode:
             frames_published=self._before.frames_published + upstream.publisher.published,
             publish_refused=self._before.publish_refused + upstream.publisher.refused,
         )
+
+    def _lease_record(self, record: TransitionRecord) -> None:
+        """Keep a lease transition, then hand it to the listeners."""
+        self.lease_journal.append(record)
+        for listener in list(self._lease_listeners):
+            try:
+                listener(record)
+            except Exception as exc:  # noqa: BLE001 - a user listener must never break the lease
+                self.log.log(
+                    logging.ERROR, "listener_failed", error_type=type(exc).__name__, error=str(exc)
+                )
 
     # ------------------------------------------------------------ bus traffic
 

@@ -186,7 +186,7 @@ class Upstream:
             refused=uncovered(self.watcher.book.union, book.desired),
             members=self.watcher.book.members,
             error_code=error.code if fatal and isinstance(error, ServerError) else None,
-            error_message=str(error) if fatal else None,
+            error_message=error.message if fatal and isinstance(error, ServerError) else None,
         )
 
     # ------------------------------------------------------------ sessions

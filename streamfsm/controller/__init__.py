@@ -143,6 +143,8 @@ class StreamController(Readings, AsyncLifecycle, AlpacaStreamMethods):
         self.cluster = cluster
         #: The cluster membership of the running engine (cluster mode only).
         self._node: ClusterNode | None = None
+        #: Called with each lease transition record (cluster mode only).
+        self._lease_listeners: list[Callable[[TransitionRecord], object]] = []
         self.config = config if config is not None else StreamConfig()
         self.correlation_id = correlation_id or f"sfsm-{uuid.uuid4().hex[:12]}"
         self._log = StreamLogger(
@@ -335,6 +337,7 @@ class StreamController(Readings, AsyncLifecycle, AlpacaStreamMethods):
             credentials=self._credentials,
             log=self._log,
             rng=self._rng,
+            lease_listeners=self._lease_listeners,
         )
         self._node = node
         return self._new_engine(session_factory=node.session, on_stopping=node.leave)

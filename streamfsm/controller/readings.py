@@ -40,6 +40,7 @@ class Readings:
     _feed: TransitionFeed
     _tracker: DataTracker
     _node: ClusterNode | None
+    _lease_listeners: list[Callable[[TransitionRecord], object]]
 
     @property
     def state(self) -> State:
@@ -108,6 +109,16 @@ class Readings:
         """
         check_listener(listener)
         self._feed.add_listener(listener)
+
+    def add_lease_listener(self, listener: Callable[[TransitionRecord], object]) -> None:
+        """Cluster mode: call ``listener(record)`` on the loop after every transition of the
+        lease machine (joins, takeovers, fences, leaves); errors are logged.
+
+        Raises:
+            ConfigurationError: when ``listener`` is not callable.
+        """
+        check_listener(listener)
+        self._lease_listeners.append(listener)
 
     def wait_for(self, state: State, timeout: float | None = None) -> bool:
         """Block until in ``state``; False when ``timeout`` passes first. Not from a callback:
