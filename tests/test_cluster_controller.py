@@ -258,6 +258,27 @@ def test_a_symbol_limit_on_the_union_reaches_only_the_member_that_asked(
     second.more_quotes()
 
 
+def test_an_opening_set_over_the_limit_is_refused_whole_as_alpaca_would(
+    sim: SimulatorThread, nats_server: LocalNatsServer, members: list[Member]
+) -> None:
+    """A member joining with a set the union cannot fit gets SymbolLimitError and an empty set,
+    and its machine rests in idle, as alone after Alpaca refused its opening subscribe."""
+    members += [Member(sim, nats_server, "n0", ("AAPL", "MSFT", "TSLA", "NVDA", "AMZN"))]
+    start_all(members)
+    late = Member(sim, nats_server, "n1", ("AAPL", "GOOG"))
+    members.append(late)
+    late.ctl.start()
+    late.until(lambda: bool(late.errors), "an error")
+    assert isinstance(late.errors[0], SymbolLimitError)
+    # Nothing left to stream: the machine rests in idle, as it would alone after such a 405.
+    assert late.ctl.wait_for(State.IDLE, timeout=WAIT)
+    assert late.ctl.desired() == Subscription()
+    # The first member streams on, and the union is back to its five symbols.
+    members[0].more_quotes()
+    assert members[0].errors == []
+    assert served(sim) == Subscription(quotes={"AAPL", "MSFT", "TSLA", "NVDA", "AMZN"})
+
+
 def test_a_406_after_a_takeover_waits_for_the_predecessor_without_tripping_the_breaker(
     sim: SimulatorThread, nats_server: LocalNatsServer, members: list[Member]
 ) -> None:
