@@ -95,6 +95,17 @@ def test_module_imports_only_the_layers_below_it(path: Path) -> None:
     assert crossing == [], f"{path.name} ({unit}) imports {crossing}"
 
 
+#: A module does one job; past this many lines it is doing two (see docs/decisions.md).
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_is_over_the_size_limit() -> None:
+    """Every module of the package stays within MAX_MODULE_LINES lines."""
+    sizes = {path: len(path.read_text(encoding="utf-8").splitlines()) for path in SOURCES}
+    over = {str(path.relative_to(PACKAGE)): n for path, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert over == {}
+
+
 @pytest.mark.parametrize("path", sorted((PACKAGE / "_core").rglob("*.py")), ids=lambda p: p.name)
 def test_the_core_does_no_io(path: Path) -> None:
     """The sans-I/O core imports no asyncio, websockets, time, socket or threading."""

@@ -70,7 +70,6 @@ from streamfsm.errors._classes import (
     MissingCredentialsError,
     MsgpackOnlyError,
     NotAuthenticatedError,
-    PredecessorStillConnectedError,
     RemoteProtocolError,
     ServerError,
     ShutdownTimeoutError,
@@ -82,6 +81,7 @@ from streamfsm.errors._classes import (
     WildcardNotAllowedError,
 )
 from streamfsm.errors._server import SERVER_ERRORS, ServerErrorSpec, server_error
+from streamfsm.errors._takeover import PredecessorStillConnectedError
 
 __all__ = [
     "SERVER_ERRORS",
