@@ -33,10 +33,10 @@ from streamfsm._core.machine import State
 from streamfsm._core.records import TransitionRecord
 from streamfsm.cli._quote_text import MS_PER_SECOND, brief, price_text
 from streamfsm.cli._terminal import RICH_HINT, is_terminal, load_live_view
-from streamfsm.cli.live_args import add_parser
+from streamfsm.cli.live_args import add_parser, environment_credentials
 from streamfsm.config import StreamConfig
-from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
-from streamfsm.errors import ConfigurationError, MissingCredentialsError, StreamError
+from streamfsm.credentials import Credentials
+from streamfsm.errors import ConfigurationError, StreamError
 from streamfsm.logs import logging_to
 from streamfsm.pricing import PricingService
 
@@ -89,17 +89,8 @@ def build_service(args: argparse.Namespace, credentials: Credentials) -> Pricing
 def run(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
     """Run ``streamfsm run`` with parsed ``args``; returns the exit status."""
     out = stdout if stdout is not None else sys.stdout
-    try:
-        credentials = Credentials.from_env()
-    except MissingCredentialsError as exc:
-        sys.stderr.write(
-            f"{PROG}: set {KEY_ID_VARIABLE} and {SECRET_VARIABLE} to your Alpaca key id and "
-            f"secret ({exc.variable} is missing or blank)\n"
-        )
-        return EXIT_USAGE
-    except ConfigurationError as exc:
-        # A key id or secret that could never authenticate (spaces, control characters, ...).
-        sys.stderr.write(f"{PROG}: {exc}\n")
+    credentials = environment_credentials(PROG)
+    if credentials is None:
         return EXIT_USAGE
     try:
         service = build_service(args, credentials)

@@ -8,12 +8,14 @@ sense, and argparse reports a bad one with the usage line and exit status 2.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, Final
 
 from streamfsm._validate import require_seconds
 from streamfsm.config import Feed
-from streamfsm.errors import ConfigurationError
+from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
+from streamfsm.errors import ConfigurationError, MissingCredentialsError
 
 __all__ = ["FEEDS", "LOG_LEVELS", "METRICS_HOST", "add_parser", "port_number", "symbol_list"]
 
@@ -83,6 +85,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="endpoint instead of Alpaca's, e.g. the simulator's ws://127.0.0.1:8765/v2/iex "
         "(ws:// only to loopback)",
     )
+    add_operations_arguments(parser)
+    return parser
+
+
+def add_operations_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every long-running command shares: log level and format, the metrics port."""
     parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
@@ -107,4 +115,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="HOST",
         help=f"address for --metrics-port (default {METRICS_HOST}: this host only)",
     )
-    return parser
+
+
+def environment_credentials(prog: str) -> Credentials | None:
+    """The credentials in the environment, or None after a one-line usage error on stderr
+    (a variable missing or blank, or a key id or secret that could never authenticate)."""
+    try:
+        return Credentials.from_env()
+    except MissingCredentialsError as exc:
+        sys.stderr.write(
+            f"{prog}: set {KEY_ID_VARIABLE} and {SECRET_VARIABLE} to your Alpaca key id and "
+            f"secret ({exc.variable} is missing or blank)\n"
+        )
+    except ConfigurationError as exc:
+        sys.stderr.write(f"{prog}: {exc}\n")
+    return None

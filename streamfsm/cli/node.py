@@ -47,15 +47,14 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from streamfsm._core.records import TransitionRecord
 from streamfsm._core.tracking import GapReport
+from streamfsm.cli.live_args import environment_credentials
 from streamfsm.cli.node_args import add_parser
 from streamfsm.cluster.config import ClusterConfig
 from streamfsm.config import StreamConfig
 from streamfsm.controller import Health, StreamController
-from streamfsm.credentials import KEY_ID_VARIABLE, SECRET_VARIABLE, Credentials
+from streamfsm.credentials import Credentials
 from streamfsm.errors import (
-    ConfigurationError,
     ControllerStoppedError,
-    MissingCredentialsError,
     StreamError,
 )
 from streamfsm.logs import logging_to
@@ -258,16 +257,8 @@ def build_controller(
 def run(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
     """Run ``streamfsm node`` with parsed ``args``; returns the exit status."""
     out = stdout if stdout is not None else sys.stdout
-    try:
-        credentials = Credentials.from_env()
-    except MissingCredentialsError as exc:
-        sys.stderr.write(
-            f"{PROG}: set {KEY_ID_VARIABLE} and {SECRET_VARIABLE} to your Alpaca key id and "
-            f"secret ({exc.variable} is missing or blank)\n"
-        )
-        return EXIT_USAGE
-    except ConfigurationError as exc:
-        sys.stderr.write(f"{PROG}: {exc}\n")
+    credentials = environment_credentials(PROG)
+    if credentials is None:
         return EXIT_USAGE
     if args.member is None:
         args.member = f"node-{uuid.uuid4().hex[:MEMBER_DIGITS]}"

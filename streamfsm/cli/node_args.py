@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Final
 
-from streamfsm.cli.live_args import FEEDS, LOG_LEVELS, METRICS_HOST, port_number, symbol_list
+from streamfsm.cli.live_args import FEEDS, add_operations_arguments, symbol_list
 from streamfsm.cluster.config import ClusterConfig
 from streamfsm.config import Feed
 
@@ -97,27 +97,5 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="read 'subscribe AAPL,MSFT' and 'unsubscribe AAPL' lines from standard input and "
         "change this member's quotes accordingly (for scripts)",
     )
-    parser.add_argument(
-        "--log-level",
-        choices=LOG_LEVELS,
-        default="warning",
-        help="streamfsm events shown on standard error (default: warning)",
-    )
-    parser.add_argument(
-        "--log-json", action="store_true", help="events as JSON lines instead of text"
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=port_number,
-        default=None,
-        metavar="PORT",
-        help="serve /metrics, /healthz and /readyz on this port (0: any free port; needs the "
-        "metrics extra)",
-    )
-    parser.add_argument(
-        "--metrics-host",
-        default=METRICS_HOST,
-        metavar="HOST",
-        help=f"address for --metrics-port (default {METRICS_HOST}: this host only)",
-    )
+    add_operations_arguments(parser)
     return parser
