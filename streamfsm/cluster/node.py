@@ -23,7 +23,6 @@ from typing import Final, cast
 import attrs
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js.kv import KeyValue
 
 from streamfsm._aio.engine import SessionContext, SessionLike
@@ -93,15 +92,11 @@ class ClusterNode:
         self.status: HolderStatus | None = None
         #: Notified on every status, bus loss and bus return: bus sessions wait on it.
         self.changed = asyncio.Condition()
-        self.connected = False
         self.lease_journal: collections.deque[TransitionRecord] = collections.deque(
             maxlen=LEASE_JOURNAL_SIZE
         )
         self._joining: asyncio.Task[None] | None = None
-        #: Set while leaving: the disconnect that follows is ours, not a loss.
-        self._leaving = False
         self._relay: RelaySubscriber | None = None
-        self._status_subscription: NatsSubscription | None = None
         self._session: BusSession | None = None
         self._holding: asyncio.Task[None] | None = None
         self.interest_kv: KeyValue | None = None
@@ -141,21 +136,23 @@ class ClusterNode:
             joining.cancel()
             await asyncio.gather(joining, return_exceptions=True)
         lease, interest, client = self.lease, self.interest, self.client
+        # From here the disconnect that follows is ours, not a loss (see _disconnected).
         self.lease = self.interest = self.client = None
-        self._leaving = True
         if lease is not None:
             await lease.stop()
         if interest is not None:
             await interest.stop()
         self._before = self._figures()
         self._relay = None
-        self._status_subscription = None
         self.status = None
         if client is not None:
             await _abandon(client, self.cluster.request_timeout)
-        self.connected = False
-        self._leaving = False
         await self._notify()
+
+    @property
+    def connected(self) -> bool:
+        """True while joined and the NATS client is connected (not reconnecting)."""
+        return self.client is not None and self.client.is_connected
 
     def attach(self, session: BusSession) -> None:
         """Hand relayed frames to ``session`` from now on."""
@@ -245,9 +242,7 @@ class ClusterNode:
                 log=self.log,
             )
             await self._relay.start()
-            self._status_subscription = await client.subscribe(
-                self.names.status_subject, cb=self._on_status
-            )
+            await client.subscribe(self.names.status_subject, cb=self._on_status)
             await settle(client, cluster.connect_timeout)
         except (OSError, *StoreError) as exc:
             await _abandon(client, cluster.request_timeout)
@@ -256,7 +251,6 @@ class ClusterNode:
             await _abandon(client, cluster.request_timeout)
             raise
         self.client = client
-        self.connected = True
         self.interest = InterestPublisher(
             interest_kv,
             self.names.interest_key(self.member),
@@ -361,16 +355,13 @@ class ClusterNode:
     # ------------------------------------------------------------ NATS connection events
 
     async def _disconnected(self) -> None:
-        self.connected = False
-        if self._leaving:
-            return
+        if self.lease is None:
+            return  # leaving (or not joined yet): nothing is lost
         self.log.warning("bus_disconnected")
-        if self.lease is not None:
-            self.lease.store_lost()
+        self.lease.store_lost()
         await self._notify()
 
     async def _reconnected(self) -> None:
-        self.connected = True
         self.log.info("bus_reconnected")
         if self.lease is not None:
             self.lease.store_back()
